@@ -1,0 +1,3 @@
+import sys
+from pyops.cli import main
+sys.exit(main())

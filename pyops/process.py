@@ -1,0 +1,74 @@
+"""One file through one operator: read (inputs are only read), run, write atomically under a name that never
+replaces an existing file, carry EXIF over. Used by the CLI and the server alike."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pyops.io import metadata
+from pyops.io.dng import write_dng
+from pyops.io.files import check_input, output_name, write_atomic
+from pyops.io.images import FORMATS, read_image, write_image
+from pyops.io.raw import develop_mosaic, load_mosaic
+from pyops.registry import Params, Progress, Result, _no_progress, get
+
+
+@dataclass
+class Outcome:
+    source: Path
+    output: Path
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+def _pick_format(res: Result, fmt: str | None) -> str:
+    if fmt is None:
+        return "dng" if res.mosaic is not None else "tif16"
+    if fmt == "dng" and res.mosaic is None:
+        raise ValueError("format dng is only for raw-domain results (bin --domain bayer)")
+    return fmt
+
+
+def process_file(op_name: str, params: dict[str, Any] | Params, source: Path, out_dir: Path | None = None,
+                 fmt: str | None = None, progress: Progress | None = None) -> Outcome:
+    """Run `op_name` on the file `source` and write its result next to it (or in `out_dir`)."""
+    op = get(op_name)
+    p = params if isinstance(params, Params) else op.parse(dict(params))
+    source = check_input(Path(source))
+    if fmt is not None and fmt not in FORMATS:
+        raise ValueError(f"unknown format {fmt!r} (known: {', '.join(FORMATS)})")
+    if op.wants_raw(p):
+        image, colorants = load_mosaic(source), None
+    else:
+        img = read_image(source)
+        image, colorants = img.pixels, img.colorants
+        if img.notes:
+            progress and progress(0.0, "; ".join(img.notes))
+    res = op.func(image, p, progress or _no_progress)
+    fmt = _pick_format(res, fmt)
+    exif = metadata.capture_exif(source)
+    notes = list(res.info.get("notes", []))
+    if fmt == "dng" and res.mosaic.xyz_to_camera is None:
+        notes.append("no colour matrix is known for this camera: wrote a linear TIFF instead of a DNG")
+        fmt = "tif16"
+    pixels, orientation = res.data, 1
+    if res.mosaic is not None and fmt == "dng":
+        orientation = res.mosaic.orientation
+    elif res.mosaic is not None:
+        pixels, dev_notes = develop_mosaic(res.mosaic)
+        notes += dev_notes
+
+    def write(tmp: Path) -> None:
+        if fmt == "dng":
+            write_dng(tmp, res.mosaic)
+        else:
+            write_image(tmp, pixels, fmt, res.colorants if res.colorants is not None else colorants)
+        warning = metadata.write_exif(tmp, exif, orientation)
+        if warning:
+            notes.append(warning)
+
+    suffix = FORMATS[fmt]
+    out = write_atomic(Path(out_dir) if out_dir else source.parent,
+                       lambda n: output_name(source, op.name, suffix, n), suffix, write)
+    info = dict(res.info, format=fmt, notes=notes)
+    return Outcome(source, out, info)

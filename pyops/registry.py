@@ -1,0 +1,194 @@
+"""The one registry of operators. Each operator is declared once — name, summary, a pydantic model of its
+parameters (type, range, default, unit, help) and a function — and the CLI, the server schema, the darktable
+script and the GIMP plug-in are all built from it."""
+from __future__ import annotations
+
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from pyops.mosaic import RawMosaic
+
+Progress = Callable[[float, str], None]
+
+
+class Cancelled(Exception):
+    """Raised by a progress callback to stop an operator."""
+
+
+class ParamError(ValueError):
+    """Parameters that do not fit an operator's model; the message is one readable line."""
+
+
+class Params(BaseModel):
+    """Base of every operator's parameter model: unknown names are errors, values are checked on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, frozen=True)
+
+
+@dataclass
+class Result:
+    """What an operator returns: the output array, what it decided or measured (`info`), and for raw-domain
+    operators the output mosaic that is written as a DNG."""
+
+    data: np.ndarray
+    info: dict[str, Any] = field(default_factory=dict)
+    mosaic: RawMosaic | None = None
+    colorants: np.ndarray | None = None  # RGB space of `data` when the operator chose it (3×3 D50 XYZ)
+
+
+@dataclass(frozen=True)
+class Operator:
+    name: str
+    summary: str
+    params: type[Params]
+    func: Callable[[Any, Params, Progress], Result]
+    wants_raw: Callable[[Params], bool] = lambda p: False
+
+    def parse(self, values: dict[str, Any]) -> Params:
+        """Validate raw values (strings from a command line are fine) into the parameter model."""
+        try:
+            return self.params(**values)
+        except ValidationError as err:
+            raise ParamError(f"{self.name}: " + "; ".join(_error_lines(err))) from None
+
+    def describe(self) -> list[dict[str, Any]]:
+        """Each parameter as a plain dict: name, type, choices, minimum, maximum, default, unit, help."""
+        return [describe_field(name, f) for name, f in self.params.model_fields.items()]
+
+
+def _error_lines(err: ValidationError) -> list[str]:
+    """One phrase per offending parameter; the alternatives of a union are joined with 'or'."""
+    by_field: dict[str, list[str]] = {}
+    for e in err.errors():
+        name = str(e["loc"][0]) if e.get("loc") else ""
+        if e.get("type") == "extra_forbidden":
+            by_field.setdefault(name, []).append("unknown parameter")
+            continue
+        msg = str(e.get("msg", "")).removeprefix("Value error, ")
+        msg = msg[0].lower() + msg[1:] if msg else msg
+        if msg not in by_field.setdefault(name, []):
+            by_field[name].append(msg)
+        if "input" in e and not isinstance(e["input"], dict):
+            by_field[name].append(f"(got {e['input']!r})")
+    lines = []
+    for name, msgs in by_field.items():
+        got = [m for m in msgs if m.startswith("(got")]
+        text = " or ".join(m for m in msgs if not m.startswith("(got")) + (" " + got[0] if got else "")
+        lines.append(f"{name}: {text}" if name else text)
+    return lines
+
+
+def describe_field(name: str, f) -> dict[str, Any]:
+    extra = f.json_schema_extra or {}
+    out: dict[str, Any] = {"name": name, "default": f.default, "help": f.description or "", "unit": extra.get("unit", "")}
+    out.update(_type_facts(f.annotation))
+    for m in f.metadata:
+        for attr, key in (("ge", "minimum"), ("gt", "exclusive_minimum"), ("le", "maximum"), ("lt", "exclusive_maximum")):
+            if getattr(m, attr, None) is not None:
+                out[key] = getattr(m, attr)
+    return out
+
+
+def _type_facts(ann) -> dict[str, Any]:
+    """Reduce an annotation to {'type': 'int'|'float'|'bool'|'choice'|'str', 'choices': [...], 'special': [...]}"""
+    args = typing.get_args(ann)
+    origin = typing.get_origin(ann)
+    if origin is typing.Literal:
+        return {"type": "choice", "choices": list(args)}
+    if origin in (typing.Union, types.UnionType):
+        if all(typing.get_origin(a) is typing.Literal for a in args):
+            return {"type": "choice", "choices": [c for a in args for c in typing.get_args(a)]}
+        facts: dict[str, Any] = {}
+        special: list = []
+        for a in args:
+            if typing.get_origin(a) is typing.Literal:
+                special.extend(typing.get_args(a))
+            else:
+                inner = _type_facts(a)
+                for m in getattr(a, "__metadata__", ()):
+                    for attr, key in (("ge", "minimum"), ("gt", "exclusive_minimum"), ("le", "maximum"), ("lt", "exclusive_maximum")):
+                        if getattr(m, attr, None) is not None:
+                            inner[key] = getattr(m, attr)
+                facts.update(inner)
+        facts["special"] = special
+        return facts
+    if origin is typing.Annotated:
+        return _type_facts(args[0])
+    return {"type": {int: "int", float: "float", bool: "bool", str: "str"}.get(ann, "str")}
+
+
+REGISTRY: dict[str, Operator] = {}
+
+
+def operator(name: str, summary: str, params: type[Params], wants_raw: Callable[[Params], bool] | None = None):
+    """Decorator: register `func(image, params, progress) -> Result` as operator `name`."""
+
+    def register(func):
+        REGISTRY[name] = Operator(name, summary, params, func, wants_raw or (lambda p: False))
+        return func
+
+    return register
+
+
+def get(name: str) -> Operator:
+    _load()
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise ParamError(f"unknown operator '{name}' (known: {', '.join(sorted(REGISTRY))})") from None
+
+
+def operators() -> list[Operator]:
+    _load()
+    return [REGISTRY[n] for n in sorted(REGISTRY)]
+
+
+def _load() -> None:
+    import pyops.operators  # noqa: F401  (registers every operator)
+
+
+def _no_progress(fraction: float, message: str) -> None:
+    pass
+
+
+def prepare_input(op: Operator, params: Params, image: Any) -> Any:
+    """Turn what the caller passed (array, RawMosaic or path) into what the operator takes."""
+    from pyops.io import raw as rawio
+    from pyops.io.images import read_image
+
+    if isinstance(image, (str, Path)):
+        path = Path(image)
+        if op.wants_raw(params):
+            return rawio.load_mosaic(path)
+        return read_image(path).pixels
+    if isinstance(image, RawMosaic):
+        if op.wants_raw(params):
+            return image
+        raise ParamError(f"{op.name}: a raw mosaic needs a raw-domain operator; pass a path or a developed image")
+    arr = np.asarray(image)
+    if arr.ndim not in (2, 3):
+        raise ParamError(f"{op.name}: image must be H×W or H×W×C, got shape {arr.shape}")
+    if op.wants_raw(params):
+        raise ParamError(f"{op.name}: these parameters work on the raw mosaic: pass a raw file path or RawMosaic")
+    return arr.astype(np.float32, copy=False)
+
+
+def execute(name: str, image: Any, params: dict[str, Any] | Params | None = None,
+            progress: Progress | None = None) -> Result:
+    """Run an operator on an array, a RawMosaic or a path and return its full `Result`."""
+    op = get(name)
+    p = params if isinstance(params, Params) else op.parse(dict(params or {}))
+    source = prepare_input(op, p, image)
+    return op.func(source, p, progress or _no_progress)
+
+
+def run(op_name: str, image: Any, *, return_info: bool = False, progress: Progress | None = None, **params):
+    """Public API: `pyops.run("bin", img, factor=2)` → output array; with `return_info=True`, (array, info)."""
+    res = execute(op_name, image, params, progress)
+    return (res.data, res.info) if return_info else res.data
