@@ -17,7 +17,8 @@ class RawMosaic:
     indices (0 = R, 1 = G, 2 = B) starting at that corner; `black` the 2×2 black level of each CFA site and
     `white` the saturation level, both in `data` units. `xyz_to_camera` (3×3, DNG ColorMatrix convention: XYZ
     under D65 → camera RGB) and `wb` (camera white-balance multipliers R, G, B) describe colour; `orientation`
-    is the EXIF orientation code; `baseline_ev` the exposure already added by pyops.
+    is the EXIF orientation code; `pixel_aspect` the width/height of a sensor pixel (≠ 1 on a few old
+    cameras); `baseline_ev` the exposure already added by pyops.
     """
 
     data: np.ndarray
@@ -29,6 +30,7 @@ class RawMosaic:
     make: str = ""
     model: str = ""
     orientation: int = 1
+    pixel_aspect: float = 1.0
     baseline_ev: float = 0.0
     source: Path | None = None
     notes: tuple[str, ...] = field(default_factory=tuple)

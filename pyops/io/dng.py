@@ -44,6 +44,7 @@ def write_dng(path: Path, mosaic: RawMosaic) -> None:
         (50713, "H", 2, (2, 2), True),  # BlackLevelRepeatDim
         (50714, "2I", 4, _rationals(mosaic.black, den=100), True),  # BlackLevel per CFA site
         (50717, "I", 1, int(round(mosaic.white)), True),  # WhiteLevel
+        (50718, "2I", 2, _rationals((mosaic.pixel_aspect, 1.0)), True),  # DefaultScale: pixel aspect
         (50721, "2i", 9, _rationals(mosaic.xyz_to_camera), True),  # ColorMatrix1
         (50778, "H", 1, 21, True),  # CalibrationIlluminant1: D65
         (50728, "2I", 3, _rationals(neutral), True),  # AsShotNeutral

@@ -57,17 +57,20 @@ def load_mosaic(path: Path) -> RawMosaic:
         data = np.array(raw.raw_image_visible, dtype=np.uint16)
         white = float(raw.white_level)
         flip = int(raw.sizes.flip)
+        aspect = float(raw.sizes.pixel_aspect)
     make, model = _camera_name(path)
     return RawMosaic(data=data, cfa=cfa, black=black, white=white, wb=wb,
                      xyz_to_camera=xyz if np.any(xyz) else None, make=make, model=model,
-                     orientation=_FLIP_TO_EXIF.get(flip, 1), source=path)
+                     orientation=_FLIP_TO_EXIF.get(flip, 1), pixel_aspect=aspect, source=path)
 
 
 def develop(path: Path, colorspace: str = "srgb") -> np.ndarray:
-    """Linear float32 RGB (white = 1.0) of a raw file: AHD demosaic, camera WB, no auto-brightening, gamma 1."""
+    """Linear float32 RGB (white = 1.0) of a raw file: AHD demosaic, camera WB, no auto-brightening, gamma 1,
+    and white = the sensor's white level (LibRaw's `adjust_maximum_thr` off: it would rescale by the brightest
+    pixel of each image and break exposure comparisons)."""
     with open_raw(Path(path)) as raw:
         rgb = raw.postprocess(gamma=(1, 1), no_auto_bright=True, use_camera_wb=True, output_bps=16,
-                              output_color=_SPACES[colorspace])
+                              output_color=_SPACES[colorspace], adjust_maximum_thr=0.0)
     return rgb.astype(np.float32) / np.float32(65535.0)
 
 

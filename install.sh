@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# Install pyops for this user, idempotently.
+#   ./install.sh               virtualenv in ${PYOPS_PREFIX:-${XDG_DATA_HOME:-~/.local/share}/pyops}, `pyops` linked into ~/.local/bin
+#   ./install.sh --dev         editable install with the test tools in .venv/ of this checkout
+#   ./install.sh --uninstall   remove what ./install.sh installed (the virtualenv and the link)
+# Environment: PYOPS_PREFIX (virtualenv folder), PYTHON (interpreter to use, default python3).
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+prefix=${PYOPS_PREFIX:-${XDG_DATA_HOME:-$HOME/.local/share}/pyops}
+bindir=$HOME/.local/bin
+python=${PYTHON:-python3}
+mode=user
+
+for arg in "$@"; do
+  case $arg in
+    --dev) mode=dev ;;
+    --uninstall) mode=uninstall ;;
+    -h|--help) sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "install.sh: unknown option $arg (try --help)" >&2; exit 2 ;;
+  esac
+done
+
+say() { printf 'pyops install: %s\n' "$*"; }
+
+need_python() {
+  if ! command -v "$python" >/dev/null 2>&1; then
+    echo "install.sh: $python not found; pyops needs Python >= 3.11 (set PYTHON=/path/to/python3.11)" >&2
+    exit 1
+  fi
+  if ! "$python" -c 'import sys, venv; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+    echo "install.sh: $("$python" -V 2>&1) cannot be used; pyops needs Python >= 3.11 with the venv module" >&2
+    exit 1
+  fi
+}
+
+make_venv() {  # $1 = folder; reuses a working one
+  if [ ! -x "$1/bin/python" ] || ! "$1/bin/python" -c 'import sys; sys.exit(sys.version_info < (3, 11))' 2>/dev/null; then
+    rm -rf "$1"
+    "$python" -m venv "$1"
+  fi
+}
+
+case $mode in
+  uninstall)
+    link=$bindir/pyops
+    if [ -L "$link" ] && [ "$(readlink "$link")" = "$prefix/bin/pyops" ]; then rm -f "$link"; say "removed $link"; fi
+    if [ -f "$prefix/.pyops-install" ]; then rm -rf "$prefix"; say "removed $prefix"; fi
+    exit 0
+    ;;
+  dev)
+    need_python
+    make_venv "$here/.venv"
+    "$here/.venv/bin/python" -m pip install --quiet --disable-pip-version-check -e "$here[test]"
+    say "development environment ready: $here/.venv (run the tests with ./tests/run)"
+    ;;
+  user)
+    need_python
+    if [ -e "$prefix" ] && [ ! -f "$prefix/.pyops-install" ] && [ -n "$(ls -A "$prefix" 2>/dev/null)" ]; then
+      echo "install.sh: $prefix exists and was not made by install.sh; set PYOPS_PREFIX to another folder" >&2
+      exit 1
+    fi
+    make_venv "$prefix"
+    touch "$prefix/.pyops-install"
+    "$prefix/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade "$here"
+    mkdir -p "$bindir"
+    ln -sfn "$prefix/bin/pyops" "$bindir/pyops"
+    say "installed $("$prefix/bin/pyops" --version) in $prefix"
+    say "command: $bindir/pyops"
+    case ":$PATH:" in *":$bindir:"*) ;; *) say "add $bindir to your PATH to type just 'pyops'";; esac
+    ;;
+esac
