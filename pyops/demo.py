@@ -70,26 +70,36 @@ def _patch_stats(img: np.ndarray, boxes, scale: int) -> tuple[np.ndarray, np.nda
     return np.array(means), np.array(snrs)
 
 
-def _figure(before: np.ndarray, after: np.ndarray, ev: float, snr: float, path: Path) -> None:
+def _figure(before: np.ndarray, after: np.ndarray, ev: float, snr: float, crop: tuple[int, int, int, int],
+            path: Path) -> None:
+    """Top: both as developed. Middle: the same detail, the original pushed +2 EV in post vs the binned one
+    (same brightness: the difference is noise). Bottom: luminance histograms."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(2, 2, figsize=(12, 8), gridspec_kw={"height_ratios": [3, 1.3]})
-    for col, (img, title) in enumerate(((before, "before: the underexposed raw, developed"),
-                                        (after, f"after twostop: {after.shape[1]}×{after.shape[0]}, "
-                                                f"{ev:+.2f} EV, SNR ×{snr:.2f}"))):
+    y, x, h, w = crop
+    fig, ax = plt.subplots(3, 2, figsize=(12, 11), gridspec_kw={"height_ratios": [3, 2.4, 1.2]})
+    panels = (
+        (before, f"before: underexposed raw, {before.shape[1]}×{before.shape[0]}", before[y:y + h, x:x + w] * 4,
+         "before, pushed +2 EV in post (detail)"),
+        (after, f"after twostop: {after.shape[1]}×{after.shape[0]}, {ev:+.2f} EV, SNR ×{snr:.2f}",
+         after[y // 2:(y + h) // 2, x // 2:(x + w) // 2], "after twostop, as it comes (same detail)"),
+    )
+    for col, (img, title, detail, detail_title) in enumerate(panels):
         ax[0, col].imshow(srgb_encode(img))
         ax[0, col].set_title(title)
-        ax[0, col].axis("off")
-        y = luminance(img)
-        ev_hist = np.log2(np.clip(y[y > 0], 2.0 ** -14, None))
-        ax[1, col].hist(ev_hist, bins=140, range=(-14, 1), color="0.3")
-        ax[1, col].set_xlabel("luminance (EV below white)")
-        ax[1, col].set_yticks([])
+        ax[1, col].imshow(srgb_encode(detail), interpolation="nearest")
+        ax[1, col].set_title(detail_title)
+        for a in ax[:2, col]:
+            a.axis("off")
+        lum = luminance(img)
+        ax[2, col].hist(np.log2(np.clip(lum[lum > 0], 2.0 ** -14, None)), bins=140, range=(-14, 1), color="0.3")
+        ax[2, col].set_xlabel("luminance (EV below white)")
+        ax[2, col].set_yticks([])
     fig.tight_layout()
-    fig.savefig(path, dpi=80)
+    fig.savefig(path, dpi=72)
     plt.close(fig)
 
 
@@ -112,7 +122,8 @@ def demo(out_dir: Path, seed: int = 2) -> int:
     ev = float(np.median(np.log2(m1[usable] / m0[usable])))
     snr = float(np.median(s1 / s0))
     figure = out_dir / "pyops-demo.png"
-    _figure(before, after, ev, snr, figure)
+    gy, gx, _, _ = grey[1]
+    _figure(before, after, ev, snr, (gy - 40, gx - 40, 160, 240), figure)
     print(f"raw (synthetic, {before.shape[1]}×{before.shape[0]}, grey 18 % at "
           f"{0.18 * EXPOSURE * 100:.1f} % of white): {raw_path}")
     print(f"twostop result: {result.output}")

@@ -46,8 +46,9 @@ def twostop(mosaic, p: TwoStopParams, progress) -> Result:
     gain_ev = 2 * math.log2(k) if p.mode == "sum" else 0.0
     rgb *= 2.0 ** gain_ev
     progress(0.8, "tone")
-    if p.boost == "none":
+    if p.boost == "none":  # only the highlight shoulder
         out, info = apply(rgb, "gain", 0.0, p.highlights)
+        del info["method"], info["ev"]
     else:
         out, info = apply(rgb, p.boost, p.ev, p.highlights)
     info.update(factor=k, mode=p.mode, binning_ev=gain_ev, cfa=mosaic.pattern, clipped_fraction=clipped,
