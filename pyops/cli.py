@@ -41,18 +41,48 @@ def _build(ops) -> argparse.ArgumentParser:
     p_ops = sub.add_parser("ops", help="list operators and their parameters")
     p_ops.add_argument("--format", choices=["text", "markdown", "json"], default="text")
 
-    p_run = sub.add_parser("run", help="run an operator on files")
-    run_sub = p_run.add_subparsers(dest="op", required=True, metavar="OP", parser_class=_Parser)
-    for op in ops:
-        sp = run_sub.add_parser(op.name, help=op.summary, description=op.summary)
-        sp.add_argument("inputs", nargs="+", metavar="INPUT", type=Path)
-        sp.add_argument("-o", "--output-dir", type=Path, help="folder for results (default: next to each input)")
-        sp.add_argument("--format", choices=sorted(FORMATS), help="output format (default: dng for raw-domain "
-                        "results, else 16-bit linear TIFF)")
-        sp.add_argument("--json", action="store_true", help="print one JSON object per file")
-        for d in op.describe():
-            sp.add_argument(f"--{d['name'].replace('_', '-')}", dest=f"param_{d['name']}", metavar="VALUE",
-                            help=_flag_help(d))
+    def operator_commands(parent, dest: str, extra=None):
+        """One sub-command per operator, its flags generated from the registry."""
+        op_sub = parent.add_subparsers(dest=dest, required=True, metavar="OP", parser_class=_Parser)
+        for op in ops:
+            sp = op_sub.add_parser(op.name, help=op.summary, description=op.summary)
+            sp.add_argument("inputs", nargs="+", metavar="INPUT", type=Path)
+            sp.add_argument("-o", "--output-dir", type=Path, help="folder for results (default: next to each input)")
+            sp.add_argument("--format", choices=sorted(FORMATS), help="output format (default: dng for raw-domain "
+                            "results, else 16-bit linear TIFF)")
+            sp.add_argument("--json", action="store_true", help="print JSON objects instead of text lines")
+            if extra:
+                extra(sp)
+            for d in op.describe():
+                sp.add_argument(f"--{d['name'].replace('_', '-')}", dest=f"param_{d['name']}", metavar="VALUE",
+                                help=_flag_help(d))
+
+    operator_commands(sub.add_parser("run", help="run an operator on files, in this process"), "op")
+
+    p_serve = sub.add_parser("serve", help="start the operator server (see README: security model)")
+    p_serve.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
+    p_serve.add_argument("--port", type=int, default=0, help="port (default 0: any free port)")
+    p_serve.add_argument("--allow-root", action="append", type=Path, default=[], metavar="DIR",
+                         help="folder whose files jobs may read and write (repeatable; default: your home)")
+    p_serve.add_argument("--workers", type=int, default=1, help="jobs run at once (default 1; others queue)")
+    p_serve.add_argument("--max-megapixels", type=float, default=200.0, help="refuse larger images (default 200)")
+    p_serve.add_argument("--job-timeout", type=float, default=3600.0, help="per-job time limit in s (default 3600)")
+    p_serve.add_argument("--allow-remote", action="store_true", help="allow binding a non-loopback interface")
+    p_serve.add_argument("--detach", action="store_true", help="run in the background and return when it answers")
+
+    p_client = sub.add_parser("client", help="use the operator server (started on demand)")
+    client_sub = p_client.add_subparsers(dest="client_command", required=True, parser_class=_Parser)
+    operator_commands(client_sub.add_parser("run", help="run an operator through the server"), "op",
+                      lambda sp: sp.add_argument("--upload", action="store_true",
+                                                 help="send the pixels instead of sharing paths"))
+    p_schema = client_sub.add_parser("schema", help="operator schemas for the darktable and GIMP shims")
+    p_schema.add_argument("--format", choices=["lua", "json"], default="json")
+    client_sub.add_parser("status", help="is a server running, and where")
+    client_sub.add_parser("stop", help="stop the running server")
+
+    p_prov = sub.add_parser("provenance", help="print how a pyops result was made (its embedded XMP record)")
+    p_prov.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    p_prov.add_argument("--json", action="store_true")
 
     p_demo = sub.add_parser("demo", help="make an underexposed synthetic raw, run twostop, show the gain")
     p_demo.add_argument("-o", "--output-dir", type=Path, default=Path("pyops-demo"))
@@ -90,6 +120,18 @@ def _summary(info: dict) -> str:
     return ", ".join(bits + [f"note: {n}" for n in info.get("notes", [])])
 
 
+def _params(args, op):
+    """The operator's parameters from the command line, or None after printing the error."""
+    from pyops.registry import ParamError
+
+    values = {k[len("param_"):]: v for k, v in vars(args).items() if k.startswith("param_") and v is not None}
+    try:
+        return op.parse(values)
+    except ParamError as err:
+        print(f"pyops: error: {err}", file=sys.stderr)
+        return None
+
+
 def _run(args, op) -> int:
     from tqdm import tqdm
 
@@ -97,11 +139,8 @@ def _run(args, op) -> int:
     from pyops.process import process_file
     from pyops.registry import ParamError
 
-    values = {k[len("param_"):]: v for k, v in vars(args).items() if k.startswith("param_") and v is not None}
-    try:
-        params = op.parse(values)
-    except ParamError as err:
-        print(f"pyops: error: {err}", file=sys.stderr)
+    params = _params(args, op)
+    if params is None:
         return 2
     failed = 0
     bar = tqdm(args.inputs, unit="file", disable=True if len(args.inputs) < 2 else None,
@@ -121,6 +160,63 @@ def _run(args, op) -> int:
     return 1 if failed else 0
 
 
+def _provenance(files: list[Path], as_json: bool) -> int:
+    from pyops import provenance
+
+    failed = 0
+    for path in files:
+        rec = provenance.read(path) if path.is_file() else None
+        if rec is None:
+            failed += 1
+            print(f"pyops: provenance: {path}: {'no pyops provenance in this file' if path.is_file() else 'no such file'}",
+                  file=sys.stderr)
+        elif as_json:
+            print(json.dumps(dict(rec, file=str(path))))
+        else:
+            print(f"{path}\n  made by pyops {rec['pyops_version']} on {rec['created']}\n  operator {rec['operator']} "
+                  f"{json.dumps(rec['parameters'], sort_keys=True)}\n  from {rec['source']} (sha256 {rec['source_sha256']})"
+                  f"\n  measured {json.dumps(rec['info'], sort_keys=True)}")
+    return 1 if failed else 0
+
+
+def _client(args, ops) -> int:
+    from pyops import client
+    from pyops.server import state
+
+    if args.client_command == "schema":
+        sys.stdout.write(client.schema(args.format))
+        return 0
+    if args.client_command in ("status", "stop"):
+        try:
+            conn = client.connect(start=False)
+        except ConnectionError as err:
+            print(f"pyops: {err}", file=sys.stderr)
+            return 1
+        info = conn.info
+        if args.client_command == "status":
+            health = conn.json("GET", "/v1/health")
+            print(f"pyops server {health['version']}: pid {info['pid']}, {info['url']}, roots "
+                  f"{', '.join(info['roots'])}, jobs {health['jobs']}")
+            return 0
+        import os
+        import signal
+        import time
+
+        os.kill(info["pid"], signal.SIGTERM)
+        for _ in range(100):
+            if not state.pid_alive(info["pid"]):
+                break
+            time.sleep(0.1)
+        print(f"pyops server {info['pid']} stopped")
+        return 0
+    op = next(o for o in ops if o.name == args.op)
+    params = _params(args, op)
+    if params is None:
+        return 2
+    return client.run(op.name, params.model_dump(mode="json"), args.inputs, args.output_dir, args.format,
+                      args.upload, args.json)
+
+
 def main(argv: list[str] | None = None) -> int:
     from pyops.registry import operators
 
@@ -131,6 +227,15 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "run":
         return _run(args, next(o for o in ops if o.name == args.op))
+    if args.command == "serve":
+        from pyops.server.main import serve
+
+        return serve(args.host, args.port, args.allow_root, args.workers, args.detach, args.max_megapixels,
+                     args.job_timeout, args.allow_remote, (argv if argv is not None else sys.argv[1:])[1:])
+    if args.command == "client":
+        return _client(args, ops)
+    if args.command == "provenance":
+        return _provenance(args.files, args.json)
     if args.command == "demo":
         from pyops.demo import demo
 

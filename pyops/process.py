@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pyops import provenance
 from pyops.io import metadata
 from pyops.io.dng import write_dng
 from pyops.io.files import check_input, output_name, write_atomic
@@ -37,17 +38,15 @@ def process_file(op_name: str, params: dict[str, Any] | Params, source: Path, ou
     source = check_input(Path(source))
     if fmt is not None and fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r} (known: {', '.join(FORMATS)})")
+    notes: list[str] = []
     if op.wants_raw(p):
         image, colorants = load_mosaic(source), None
     else:
         img = read_image(source)
-        image, colorants = img.pixels, img.colorants
-        if img.notes:
-            progress and progress(0.0, "; ".join(img.notes))
+        image, colorants, notes = img.pixels, img.colorants, list(img.notes)
     res = op.func(image, p, progress or _no_progress)
     fmt = _pick_format(res, fmt)
-    exif = metadata.capture_exif(source)
-    notes = list(res.info.get("notes", []))
+    notes += res.info.get("notes", [])
     if fmt == "dng" and res.mosaic.xyz_to_camera is None:
         notes.append("no colour matrix is known for this camera: wrote a linear TIFF instead of a DNG")
         fmt = "tif16"
@@ -57,18 +56,21 @@ def process_file(op_name: str, params: dict[str, Any] | Params, source: Path, ou
     elif res.mosaic is not None:
         pixels, dev_notes = develop_mosaic(res.mosaic)
         notes += dev_notes
+    info = dict(res.info, format=fmt, notes=notes)
+    xmp = provenance.record(source, op.name, p.model_dump(), info)
+    exif = metadata.capture_exif(source)
 
     def write(tmp: Path) -> None:
         if fmt == "dng":
             write_dng(tmp, res.mosaic)
         else:
             write_image(tmp, pixels, fmt, res.colorants if res.colorants is not None else colorants)
-        warning = metadata.write_exif(tmp, exif, orientation)
+        warning = metadata.write_metadata(tmp, exif, xmp, orientation)
         if warning:
             notes.append(warning)
 
+    (progress or _no_progress)(0.95, "writing")  # the last point where a cancel can stop it
     suffix = FORMATS[fmt]
     out = write_atomic(Path(out_dir) if out_dir else source.parent,
                        lambda n: output_name(source, op.name, suffix, n), suffix, write)
-    info = dict(res.info, format=fmt, notes=notes)
     return Outcome(source, out, info)

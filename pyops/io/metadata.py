@@ -8,6 +8,7 @@ import pyexiv2
 
 log = logging.getLogger(__name__)
 pyexiv2.set_log_level(4)  # exiv2 warnings about maker notes of old cameras are noise here
+pyexiv2.registerNs("https://pyops.dev/ns/1.0/", "pyops")  # pyops.provenance.NS_URI
 
 # Tags that describe the scene and the capture; structural tags (sizes, strips, thumbnails) are not copied.
 _IMAGE_TAGS = {"Make", "Model", "DateTime", "Artist", "Copyright", "ImageDescription"}
@@ -34,12 +35,21 @@ def capture_exif(path: Path) -> dict[str, str]:
     return out
 
 
-def write_exif(path: Path, exif: dict[str, str], orientation: int = 1) -> str | None:
-    """Write `exif` plus Orientation into `path` (a file pyops just made). Returns a warning or None."""
+def read_xmp(path: Path) -> dict[str, str]:
+    try:
+        with pyexiv2.Image(str(path)) as img:
+            return img.read_xmp()
+    except Exception:
+        return {}
+
+
+def write_metadata(path: Path, exif: dict[str, str], xmp: dict[str, str], orientation: int = 1) -> str | None:
+    """Write `exif` (plus Orientation) and `xmp` into `path`, a file pyops just made. Returns a warning or None."""
     try:
         with pyexiv2.Image(str(path)) as img:
             img.modify_exif({**exif, "Exif.Image.Orientation": str(orientation)})
+            img.modify_xmp(xmp)
     except Exception as err:
-        log.warning("EXIF not written to %s: %s", path.name, err)
-        return f"EXIF not written: {err}"
+        log.warning("metadata not written to %s: %s", path.name, err)
+        return f"metadata not written: {err}"
     return None

@@ -1,0 +1,151 @@
+"""Jobs: a FIFO queue run by a bounded pool of worker threads (default one heavy job at a time), cooperative
+cancel and time limit through the operators' progress callback, per-file results and errors."""
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pyops.io.files import InputError
+from pyops.process import process_file
+from pyops.registry import Cancelled, ParamError, Params
+
+log = logging.getLogger("pyops.server")
+TERMINAL = {"done", "failed", "cancelled"}
+
+
+class TimeLimit(Cancelled):
+    """The job ran past the server's per-job time limit."""
+
+
+@dataclass
+class FileResult:
+    input: str
+    output: Path | None = None
+    error: str | None = None
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class Job:
+    operator: str
+    params: Params
+    inputs: list[Path]
+    names: list[str]  # what the client calls each input (its path, or an upload's file name)
+    out_dir: Path | None
+    fmt: str | None
+    mode: str = "path"  # or "upload"
+    id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
+    state: str = "queued"
+    progress: float = 0.0
+    message: str = "queued"
+    results: list[FileResult] = field(default_factory=list)
+    error: str | None = None
+    created: float = field(default_factory=time.time)
+    started: float | None = None
+    finished: float | None = None
+    version: int = 0
+    cancel: threading.Event = field(default_factory=threading.Event)
+
+    def view(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "operator": self.operator, "params": self.params.model_dump(), "mode": self.mode,
+            "state": self.state, "progress": round(self.progress, 4), "message": self.message,
+            "inputs": self.names, "error": self.error, "created": self.created, "started": self.started,
+            "finished": self.finished,
+            "results": [{"input": r.input, "error": r.error, "info": r.info,
+                         "output": None if r.output is None else (str(r.output) if self.mode == "path" else r.output.name),
+                         "download": None if r.output is None or self.mode == "path"
+                         else f"/v1/jobs/{self.id}/results/{i}"} for i, r in enumerate(self.results)],
+        }
+
+
+class JobManager:
+    def __init__(self, workers: int = 1, time_limit: float = 3600.0):
+        self.jobs: dict[str, Job] = {}
+        self.time_limit = time_limit
+        self._lock = threading.Lock()
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pyops-job")
+
+    def submit(self, job: Job) -> Job:
+        with self._lock:
+            self.jobs[job.id] = job
+        self._pool.submit(self._run, job)
+        return job
+
+    def get(self, job_id: str) -> Job | None:
+        return self.jobs.get(job_id)
+
+    def cancel(self, job: Job) -> None:
+        job.cancel.set()
+        with self._lock:
+            if job.state == "queued":
+                self._finish(job, "cancelled", "cancelled before it started")
+
+    def counts(self) -> dict[str, int]:
+        states = [j.state for j in list(self.jobs.values())]
+        return {s: states.count(s) for s in ("queued", "running", "done", "failed", "cancelled")}
+
+    def shutdown(self) -> None:
+        for job in list(self.jobs.values()):
+            job.cancel.set()
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def _update(self, job: Job, progress: float | None = None, message: str | None = None) -> None:
+        if progress is not None:
+            job.progress = min(max(progress, job.progress), 1.0)
+        if message is not None:
+            job.message = message
+        job.version += 1
+
+    def _finish(self, job: Job, state: str, message: str, error: str | None = None) -> None:
+        job.state, job.message, job.error, job.finished = state, message, error, time.time()
+        job.version += 1
+
+    def _run(self, job: Job) -> None:
+        with self._lock:
+            if job.state != "queued":
+                return
+            job.state, job.started = "running", time.time()
+            self._update(job, 0.0, "started")
+        deadline = job.started + self.time_limit
+        n = len(job.inputs)
+        try:
+            for i, (path, name) in enumerate(zip(job.inputs, job.names)):
+                def progress(fraction: float, message: str, i=i, name=name) -> None:
+                    if job.cancel.is_set():
+                        raise Cancelled()
+                    if time.time() > deadline:
+                        raise TimeLimit()
+                    self._update(job, (i + fraction) / n, f"{message} {Path(name).name}")
+
+                progress(0.0, "starting")
+                result = FileResult(name)
+                try:
+                    out = process_file(job.operator, job.params, path, job.out_dir, job.fmt, progress)
+                    result.output, result.info = out.output, out.info
+                except (InputError, ParamError, ValueError, OSError) as err:
+                    result.error = str(err).replace(str(path), name)
+                except Cancelled:
+                    raise
+                except Exception as err:  # a bug or a library failure on one file: report it, go on
+                    log.exception("job %s: %s failed", job.id, name)
+                    result.error = f"internal error: {type(err).__name__}: {err}"
+                job.results.append(result)
+                self._update(job, (i + 1) / n, f"{'failed' if result.error else 'done'} {Path(name).name}")
+        except TimeLimit:
+            self._finish(job, "failed", "time limit", f"time limit of {self.time_limit:g} s exceeded")
+            return
+        except Cancelled:
+            self._finish(job, "cancelled", "cancelled")
+            return
+        failed = sum(r.error is not None for r in job.results)
+        if failed == n:
+            self._finish(job, "failed", "failed", job.results[0].error if n == 1 else f"all {n} files failed")
+        else:
+            self._finish(job, "done", f"done ({n - failed} of {n})")

@@ -1,0 +1,152 @@
+"""`pyops client` as darktable's script will run it: starts the server on demand, prints the line protocol."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import tifffile
+
+from pyops import provenance
+from pyops.registry import operators
+from pyops.server import state
+from tests.conftest import CANON_CHECKER, need
+from tests.server_helpers import server_env
+from tests.test_server import _big_raw
+
+
+@pytest.fixture(scope="module")
+def env(tmp_path_factory):
+    base = tmp_path_factory.mktemp("client")
+    root = base / "photos with spaces"
+    root.mkdir()
+    shutil.copy(need(CANON_CHECKER), root / "IMG 0101.CRW")
+    rng = np.random.default_rng(0)
+    tifffile.imwrite(root / "dark photo.tif", (rng.random((64, 96, 3)) * 3000).astype(np.uint16), photometric="rgb")
+    e = server_env(base)
+    e["PYOPS_ALLOW_ROOTS"] = str(root)
+    yield e, root
+    subprocess.run([sys.executable, "-m", "pyops", "client", "stop"], env=e, capture_output=True, timeout=60)
+
+
+def client(env, *args, timeout=300):
+    return subprocess.run([sys.executable, "-m", "pyops", "client", *map(str, args)], env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def _events(stdout):
+    return [line.split("\t") for line in stdout.splitlines()]
+
+
+def _server_pid(env):
+    info = json.loads(open(os.path.join(env["XDG_RUNTIME_DIR"], "pyops", "server.json")).read())
+    return info["pid"]
+
+
+def test_client_starts_the_server_and_reports_progress_and_results(env):
+    e, root = env
+    assert not os.path.exists(os.path.join(e["XDG_RUNTIME_DIR"], "pyops", "server.json"))
+    res = client(e, "run", "twostop", root / "IMG 0101.CRW")
+    assert res.returncode == 0, res.stderr
+    ev = _events(res.stdout)
+    assert ev[0][0] == "job" and ev[0][2] == str(root / "IMG 0101.CRW")
+    progress = [float(x[1]) for x in ev if x[0] == "progress"]
+    assert progress and progress == sorted(progress) and 0 <= progress[0] and progress[-1] <= 1
+    (result,) = [x for x in ev if x[0] == "result"]
+    assert result[1] == str(root / "IMG 0101.CRW") and result[2] == str(root / "IMG 0101_pyops-twostop.tif")
+    assert ev[-1] == ["done", "1", "0"]
+    rec = provenance.read(result[2])
+    assert rec["operator"] == "twostop" and rec["source"] == str(root / "IMG 0101.CRW")
+
+    pid = _server_pid(e)
+    res = client(e, "run", "boost", root / "dark photo.tif", "--ev", "auto", "--json")
+    assert res.returncode == 0, res.stderr
+    events = [json.loads(line) for line in res.stdout.splitlines()]
+    assert events[-1] == {"event": "done", "ok": 1, "failed": 0}
+    out = next(x["output"] for x in events if x["event"] == "result")
+    assert provenance.read(out)["parameters"]["ev"] == "auto"
+    assert _server_pid(e) == pid  # the running server was reused
+
+
+def test_client_reports_each_failed_file_and_goes_on(env):
+    e, root = env
+    (root / "notes.NEF").write_text("text")
+    res = client(e, "run", "boost", root / "notes.NEF", root / "missing.tif", root / "dark photo.tif")
+    assert res.returncode == 1
+    ev = _events(res.stdout)
+    errors = {x[1]: x[2] for x in ev if x[0] == "error"}
+    assert "not a raw file" in errors[str(root / "notes.NEF")]
+    assert "not found" in errors[str(root / "missing.tif")]
+    assert [x[1] for x in ev if x[0] == "result"] == [str(root / "dark photo.tif")]
+    assert ev[-1] == ["done", "1", "2"]
+
+
+def test_client_bad_parameter_is_one_line_exit_2(env):
+    e, root = env
+    res = client(e, "run", "boost", root / "dark photo.tif", "--ev", "99")
+    assert res.returncode == 2 and res.stdout == ""
+    assert res.stderr.count("\n") == 1 and "ev: input should be less than or equal to 16" in res.stderr
+
+
+def test_client_upload_mode_downloads_the_result(env, tmp_path):
+    e, root = env
+    res = client(e, "run", "bin", "--upload", root / "dark photo.tif", "-o", tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dark photo_pyops-bin.tif"]
+    assert provenance.read(tmp_path / "dark photo_pyops-bin.tif")["operator"] == "bin"
+
+
+def test_sigterm_cancels_the_clients_jobs(env):
+    e, root = env
+    big = _big_raw(root)
+    out_dir = root / "cancelled"
+    proc = subprocess.Popen([sys.executable, "-m", "pyops", "client", "run", "twostop", str(big), "-o", str(out_dir)],
+                            env=e, stdout=subprocess.PIPE, text=True)
+    for line in proc.stdout:
+        if line.startswith("progress") and "developing" in line:
+            break
+    proc.send_signal(signal.SIGTERM)
+    rest = proc.stdout.read()
+    assert proc.wait(timeout=60) == 130
+    assert rest.splitlines()[-1] == "cancelled"
+    time.sleep(0.5)
+    assert not out_dir.exists() or [p for p in out_dir.iterdir() if not p.name.startswith(".")] == []
+
+
+def test_schema_json_is_the_registry_and_lua_parses(env, tmp_path):
+    e, _ = env
+    js = client(e, "schema", "--format", "json")
+    assert js.returncode == 0
+    assert [o["name"] for o in json.loads(js.stdout)] == [o.name for o in operators()]
+    lua = client(e, "schema", "--format", "lua")
+    assert lua.returncode == 0 and lua.stdout.startswith("return {")
+    exe = shutil.which("lua5.4") or shutil.which("lua")
+    if exe is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("no Lua interpreter (.ci/run installs lua5.4)")
+        pytest.skip("no Lua interpreter")
+    (tmp_path / "schema.lua").write_text(lua.stdout)
+    check = ('local ops = dofile(arg[1]); local names = {}; '
+             'for _, o in ipairs(ops) do names[#names + 1] = o.name .. ":" .. #o.params end; '
+             'print(table.concat(names, ","))')
+    res = subprocess.run([exe, "-e", f"arg = {{'{tmp_path / 'schema.lua'}'}}", "-e", check], capture_output=True,
+                         text=True)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout.strip() == ",".join(f"{o.name}:{len(o.params.model_fields)}" for o in operators())
+
+
+def test_status_and_stop(env, tmp_path):
+    fresh = server_env(tmp_path)
+    assert client(fresh, "status").returncode == 1
+    e, _ = env
+    status = client(e, "status")
+    assert status.returncode == 0 and "pyops server" in status.stdout
+    pid = _server_pid(e)
+    assert client(e, "stop").returncode == 0
+    assert not state.pid_alive(pid)
