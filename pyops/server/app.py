@@ -108,8 +108,9 @@ def create_app(config: ServerConfig, manager: JobManager) -> FastAPI:
         except (OSError, RuntimeError, ValueError) as err:
             raise HTTPException(422, f"{what} cannot be resolved: {raw!r} ({err})") from None
         if not any(real.is_relative_to(r) for r in config.roots):
-            raise HTTPException(403, f"{what} {raw} is outside the allowed roots "
-                                     f"({', '.join(map(str, config.roots))}); start the server with --allow-root")
+            raise HTTPException(403, f"{what} {raw} is outside the allowed roots ({', '.join(map(str, config.roots))})"
+                                     "; allow its folder with `pyops serve --allow-root DIR`, or PYOPS_ALLOW_ROOTS "
+                                     "for a server the client starts")
         return real
 
     def check_size(path: Path, name: str) -> None:
@@ -224,7 +225,7 @@ def create_app(config: ServerConfig, manager: JobManager) -> FastAPI:
                     yield f"data: {json.dumps(view, default=str)}\n\n"
                 if view["state"] in TERMINAL:
                     return
-                await asyncio.sleep(0.05)
+                await asyncio.sleep(0.01)
 
         return StreamingResponse(stream(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-store"})
