@@ -240,7 +240,7 @@ def schema(fmt: str) -> str:
     """Every operator and its parameters, as JSON or as a Lua table (`return { ... }`) for the darktable script."""
     from pyops.registry import operators
 
-    ops = [{"name": o.name, "summary": o.summary, "params": o.describe()} for o in operators()]
+    ops = [{"name": o.name, "summary": o.summary, "raw_when": o.raw_when, "params": o.describe()} for o in operators()]
     if fmt == "json":
         return json.dumps(ops, indent=1, default=str)
     return "return " + _lua(ops) + "\n"

@@ -48,7 +48,12 @@ class Operator:
     summary: str
     params: type[Params]
     func: Callable[[Any, Params, Progress], Result]
-    wants_raw: Callable[[Params], bool] = lambda p: False
+    raw_when: bool | dict[str, tuple] = False  # works on the raw file: always, or when a parameter has one of these values
+
+    def wants_raw(self, p: Params) -> bool:
+        if isinstance(self.raw_when, bool):
+            return self.raw_when
+        return any(getattr(p, name) in values for name, values in self.raw_when.items())
 
     def parse(self, values: dict[str, Any]) -> Params:
         """Validate raw values (strings from a command line are fine) into the parameter model."""
@@ -126,11 +131,12 @@ def _type_facts(ann) -> dict[str, Any]:
 REGISTRY: dict[str, Operator] = {}
 
 
-def operator(name: str, summary: str, params: type[Params], wants_raw: Callable[[Params], bool] | None = None):
-    """Decorator: register `func(image, params, progress) -> Result` as operator `name`."""
+def operator(name: str, summary: str, params: type[Params], raw_when: bool | dict[str, tuple] = False):
+    """Decorator: register `func(image, params, progress) -> Result` as operator `name`. `raw_when` says when
+    it reads the raw file itself (its mosaic) instead of a developed image."""
 
     def register(func):
-        REGISTRY[name] = Operator(name, summary, params, func, wants_raw or (lambda p: False))
+        REGISTRY[name] = Operator(name, summary, params, func, raw_when)
         return func
 
     return register

@@ -29,7 +29,7 @@ class BinParams(Params):
 
 
 @operator("bin", "Bin k×k pixels: trade resolution for light (+log2(k²) EV) or for noise", BinParams,
-          wants_raw=lambda p: p.domain == "bayer")
+          raw_when={"domain": ("bayer",)})
 def bin_op(image, p: BinParams, progress) -> Result:
     progress(0.0, f"binning {p.domain} {p.factor:g}×{p.factor:g}")
     k = p.factor

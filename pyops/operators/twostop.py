@@ -35,7 +35,7 @@ class TwoStopParams(Params):
 
 
 @operator("twostop", "Raw pipeline: bin the Bayer mosaic (+2 EV for 2×2), develop linearly, optional boost",
-          TwoStopParams, wants_raw=lambda p: True)
+          TwoStopParams, raw_when=True)
 def twostop(mosaic, p: TwoStopParams, progress) -> Result:
     k = p.factor
     progress(0.0, f"binning the mosaic {k}×{k}")
