@@ -2,21 +2,25 @@
 # Install pyops for this user, idempotently.
 #   ./install.sh               virtualenv in ${PYOPS_PREFIX:-${XDG_DATA_HOME:-~/.local/share}/pyops}, `pyops` linked into ~/.local/bin
 #   ./install.sh --dev         editable install with the test tools in .venv/ of this checkout
-#   ./install.sh --uninstall   remove what ./install.sh installed (the virtualenv and the link)
-# Environment: PYOPS_PREFIX (virtualenv folder), PYTHON (interpreter to use, default python3).
+#   ./install.sh --uninstall   remove what ./install.sh installed (virtualenv, link, darktable script)
+# The user install also puts the darktable script in ${DARKTABLE_CONFIGDIR:-~/.config/darktable}/lua/pyops/
+# with one `require "pyops/pyops"` line in its luarc (when darktable or its config folder is there).
+# Environment: PYOPS_PREFIX (virtualenv folder), PYTHON (interpreter, default python3), DARKTABLE_CONFIGDIR.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 prefix=${PYOPS_PREFIX:-${XDG_DATA_HOME:-$HOME/.local/share}/pyops}
 bindir=$HOME/.local/bin
 python=${PYTHON:-python3}
+dtconf=${DARKTABLE_CONFIGDIR:-${XDG_CONFIG_HOME:-$HOME/.config}/darktable}
+dtline='require "pyops/pyops"'
 mode=user
 
 for arg in "$@"; do
   case $arg in
     --dev) mode=dev ;;
     --uninstall) mode=uninstall ;;
-    -h|--help) sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "install.sh: unknown option $arg (try --help)" >&2; exit 2 ;;
   esac
 done
@@ -41,8 +45,32 @@ make_venv() {  # $1 = folder; reuses a working one
   fi
 }
 
+install_darktable() {  # $1 = the pyops command the script runs
+  if ! command -v darktable >/dev/null 2>&1 && [ ! -d "$dtconf" ]; then
+    say "darktable not found: its script is not installed (run ./install.sh again after installing darktable)"
+    return
+  fi
+  mkdir -p "$dtconf/lua/pyops"
+  local script
+  script=$(<"$here/lua/pyops.lua")
+  printf '%s\n' "${script//@PYOPS@/$1}" > "$dtconf/lua/pyops/pyops.lua.tmp"
+  mv "$dtconf/lua/pyops/pyops.lua.tmp" "$dtconf/lua/pyops/pyops.lua"
+  touch "$dtconf/luarc"
+  grep -qxF "$dtline" "$dtconf/luarc" || printf '%s\n' "$dtline" >> "$dtconf/luarc"
+  say "darktable script: $dtconf/lua/pyops/pyops.lua (lighttable → pyops)"
+}
+
+uninstall_darktable() {
+  if [ -f "$dtconf/lua/pyops/pyops.lua" ]; then rm -rf "$dtconf/lua/pyops"; say "removed $dtconf/lua/pyops"; fi
+  if [ -f "$dtconf/luarc" ] && grep -qxF "$dtline" "$dtconf/luarc"; then
+    grep -vxF "$dtline" "$dtconf/luarc" > "$dtconf/luarc.tmp" || true
+    mv "$dtconf/luarc.tmp" "$dtconf/luarc"
+  fi
+}
+
 case $mode in
   uninstall)
+    uninstall_darktable
     link=$bindir/pyops
     if [ -L "$link" ] && [ "$(readlink "$link")" = "$prefix/bin/pyops" ]; then rm -f "$link"; say "removed $link"; fi
     if [ -f "$prefix/.pyops-install" ]; then rm -rf "$prefix"; say "removed $prefix"; fi
@@ -65,6 +93,7 @@ case $mode in
     "$prefix/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade "$here"
     mkdir -p "$bindir"
     ln -sfn "$prefix/bin/pyops" "$bindir/pyops"
+    install_darktable "$prefix/bin/pyops"
     say "installed $("$prefix/bin/pyops" --version) in $prefix"
     say "command: $bindir/pyops"
     case ":$PATH:" in *":$bindir:"*) ;; *) say "add $bindir to your PATH to type just 'pyops'";; esac

@@ -31,7 +31,10 @@ def _install(home: Path, *args: str, **extra) -> subprocess.CompletedProcess:
 def test_install_run_reinstall_uninstall(tmp_path):
     home = tmp_path / "home"
     home.mkdir()
-    first = _install(home)
+    dtconf = home / "dt config"
+    dtconf.mkdir()
+    (dtconf / "luarc").write_text('require "tools/script_manager"\n')
+    first = _install(home, DARKTABLE_CONFIGDIR=str(dtconf))
     assert first.returncode == 0, first.stderr
     link = home / ".local" / "bin" / "pyops"
     venv = home / ".local" / "share" / "pyops"
@@ -41,13 +44,19 @@ def test_install_run_reinstall_uninstall(tmp_path):
     ops = subprocess.run([str(link), "ops"], capture_output=True, text=True, env=_env(home))
     assert ops.returncode == 0 and "twostop" in ops.stdout
 
-    again = _install(home)  # idempotent
+    script = (dtconf / "lua" / "pyops" / "pyops.lua").read_text()
+    assert f'local DEFAULT_PYOPS = "{venv / "bin" / "pyops"}"' in script and "@PYOPS@" not in script
+
+    again = _install(home, DARKTABLE_CONFIGDIR=str(dtconf))  # idempotent
     assert again.returncode == 0, again.stderr
     assert subprocess.run([str(link), "--version"], env=_env(home), capture_output=True).returncode == 0
+    assert (dtconf / "luarc").read_text() == 'require "tools/script_manager"\nrequire "pyops/pyops"\n'
 
-    gone = _install(home, "--uninstall")
+    gone = _install(home, "--uninstall", DARKTABLE_CONFIGDIR=str(dtconf))
     assert gone.returncode == 0
     assert not link.exists() and not link.is_symlink() and not venv.exists()
+    assert not (dtconf / "lua" / "pyops").exists()
+    assert (dtconf / "luarc").read_text() == 'require "tools/script_manager"\n'  # the user's own lines stay
 
 
 def test_prefix_is_honoured_and_a_foreign_folder_is_left_alone(tmp_path):
