@@ -373,8 +373,8 @@ local function widget_for(p)
     local int = p.type == "int"
     local w = dt.new_widget("slider"){
       label = p.name, tooltip = tip, hard_min = p.minimum, hard_max = p.maximum, soft_min = p.minimum,
-      soft_max = p.maximum, step = int and 1 or (p.maximum - p.minimum) / 100, digits = int and 0 or 2,
-      value = tonumber(p.default) or p.minimum}
+      soft_max = p.maximum, step = int and 1 or (p.maximum - p.minimum) / 100, digits = int and 0 or 2}
+    w.value = tonumber(p.default) or p.minimum  -- after the limits, or it is clamped to the default range
     return w, function() return int and string.format("%d", math.floor(w.value + 0.5)) or string.format("%.4g", w.value) end
   end
   local w = dt.new_widget("entry"){text = tostring(p.default), tooltip = tip ..
@@ -406,7 +406,6 @@ local function build_module()
   for _, op in ipairs(M.ops) do
     local box = {orientation = "vertical"}
     widgets[op.name] = {}
-    table.insert(box, dt.new_widget("label"){label = op.summary, tooltip = op.summary})
     for _, p in ipairs(op.params) do
       local w, get = widget_for(p)
       widgets[op.name][p.name] = get
@@ -418,8 +417,10 @@ local function build_module()
     table.insert(boxes, dt.new_widget("box")(box))
   end
   stack = dt.new_widget("stack")(boxes)
+  local summaries = {}
+  for _, op in ipairs(M.ops) do table.insert(summaries, op.name .. ": " .. op.summary) end
   chooser = dt.new_widget("combobox"){
-    label = "operator", tooltip = "the pyops operator to run",
+    label = "operator", tooltip = table.concat(summaries, "\n"),
     changed_callback = function(self)
       stack.active = self.selected
       dt.preferences.write(MODULE, "operator", "string", self.value)

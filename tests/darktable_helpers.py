@@ -3,6 +3,7 @@ it, an in-memory library, and a Lua test driver that writes what it saw to a sta
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import signal
 import subprocess
@@ -17,13 +18,40 @@ from tests.conftest import ROOT
 from tests.server_helpers import server_env
 
 
-def require_darktable() -> str:
-    exe = shutil.which("darktable")
-    if exe is None or shutil.which("Xvfb") is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("darktable and Xvfb must be installed (.ci/run installs them)")
-        pytest.skip("darktable or Xvfb not installed")
-    return exe
+TRIXIE = Path(os.environ.get("PYOPS_TRIXIE", "/var/cache/pyops/trixie"))  # tests/trixie/build.sh makes it
+
+
+def _missing(what: str) -> None:
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{what} (.ci/run installs it)")
+    pytest.skip(what)
+
+
+def require_darktable(version: str = "4.2") -> str:
+    """The darktable to drive: Debian 12's 4.2.1 on the host, or 5.0 in the trixie chroot."""
+    if shutil.which("Xvfb") is None:
+        _missing("Xvfb is not installed")
+    if version == "4.2":
+        exe = shutil.which("darktable")
+        if exe is None:
+            _missing("darktable is not installed")
+        return exe
+    if not (TRIXIE / ".pyops-ready").exists() or shutil.which("unshare") is None:
+        _missing(f"no trixie chroot with darktable 5 at {TRIXIE} (tests/trixie/build.sh)")
+    return "/usr/bin/darktable"
+
+
+def _in_chroot(args: list[str], env: dict, binds: list[Path]) -> list[str]:
+    """Run `args` inside the trixie chroot, in a private mount namespace (nothing stays mounted), with `binds`
+    visible at the same paths and only `env` in the environment."""
+    r = shlex.quote(str(TRIXIE))
+    lines = ["set -e", f"mount -t proc proc {r}/proc", f"mount --rbind /dev {r}/dev"]
+    for b in binds:
+        q = shlex.quote(str(b))
+        lines += [f"mkdir -p {r}{q}", f"mount --bind {q} {r}{q}"]
+    keep = " ".join(shlex.quote(f"{k}={v}") for k, v in env.items())
+    lines.append(f"exec chroot {r} /usr/bin/env -i {keep} {' '.join(shlex.quote(a) for a in args)}")
+    return ["unshare", "-m", "sh", "-c", "\n".join(lines)]
 
 
 def install_script(configdir: Path, pyops_exe: str) -> None:
@@ -41,9 +69,10 @@ class DarktableRun:
     elapsed: float
 
 
-def run_darktable(work: Path, driver_lua: str, timeout: float = 300) -> DarktableRun:
+def run_darktable(work: Path, driver_lua: str, timeout: float = 300, conf: tuple[str, ...] = (),
+                  version: str = "4.2") -> DarktableRun:
     """Start darktable with the installed script and `driver_lua` run from luarc, wait for it to quit."""
-    exe = require_darktable()
+    exe = require_darktable(version)
     env = server_env(work)  # private HOME, runtime folder (its own pyops server) and cache
     env["NO_AT_BRIDGE"] = "1"
     cfg, cache, tmp = work / "cfg", work / "dtcache", work / "dttmp"
@@ -70,12 +99,17 @@ def run_darktable(work: Path, driver_lua: str, timeout: float = 300) -> Darktabl
     log = work / "darktable.log"
     try:
         with open(log, "w") as fh:
-            proc = subprocess.Popen(
-                [exe, "--configdir", str(cfg), "--cachedir", str(cache), "--tmpdir", str(tmp), "--library", ":memory:",
-                 "--disable-opencl", "--conf", "plugins/imageio/format/tiff/compress=0",
-                 "--conf", "ask_before_delete=false", "--conf", "ask_before_remove=false",
-                 "--conf", "show_splash_screen=false", "-d", "lua"],
-                env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
+            args = [exe, "--configdir", str(cfg), "--cachedir", str(cache), "--tmpdir", str(tmp), "--library", ":memory:",
+                    "--disable-opencl", "--conf", "plugins/imageio/format/tiff/compress=0",
+                    "--conf", "ask_before_delete=false", "--conf", "ask_before_remove=false",
+                    "--conf", "show_splash_screen=false", "--conf", "ui_last/window_w=1280",
+                    "--conf", "ui_last/window_h=800", *[a for c in conf for a in ("--conf", c)], "-d", "lua"]
+            if version != "4.2":
+                keep = {k: env[k] for k in ("HOME", "XDG_RUNTIME_DIR", "XDG_CACHE_HOME", "DISPLAY", "NO_AT_BRIDGE")}
+                keep.update(PATH="/usr/bin:/bin", LANG="C.UTF-8")
+                binds = [work, ROOT, Path(sys.base_prefix), Path("/tmp/.X11-unix")]
+                args = _in_chroot(args, keep, binds)
+            proc = subprocess.Popen(args, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
             try:
                 rc = proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
