@@ -74,7 +74,7 @@ local function file_exists(path)
   return false
 end
 
-local function file_size(path)
+local function file_size(path)  -- bytes, 0 if unreadable
   local f = io.open(path, "rb")
   if not f then return 0 end
   local size = f:seek("end")
@@ -169,9 +169,21 @@ local function copy_metadata(src, dst)
   end
 end
 
+-- a result must be an image file (TIFF/DNG, PNG or JPEG signature) before darktable is asked to import it
+local function looks_like_image(path)
+  local f = io.open(path, "rb")
+  if not f then return false end
+  local head = f:read(4) or ""
+  f:close()
+  return head == "II*\0" or head == "MM\0*" or head == "\137PNG" or head:sub(1, 3) == "\255\216\255"
+end
+
 local function import_result(original, path, op_name)
   if not file_exists(path) or file_size(path) == 0 then
     return nil, "result missing: " .. path
+  end
+  if not looks_like_image(path) then
+    return nil, "result is not an image file: " .. path
   end
   local image = dt.database.import(path)
   if not image then return nil, "darktable could not import " .. path end
