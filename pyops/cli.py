@@ -110,7 +110,7 @@ def _print_ops(ops, fmt: str) -> None:
             if fmt == "markdown":
                 print(f"| `{d['name']}` | {values} | `{d['default']}` | {d['unit']} | {d['help']} |")
             else:
-                print(f"  --{d['name']:<12} {values:<34} default {d['default']}  {d['help']}")
+                print(f"  --{d['name'].replace('_', '-'):<12} {values:<34} default {d['default']}  {d['help']}")
         print()
 
 

@@ -148,6 +148,14 @@ def test_paths_outside_the_roots_are_refused(server, root, tmp_path):
     assert not list(tmp_path.glob("*pyops*"))
 
 
+def test_a_psf_file_outside_the_roots_is_refused(server, root, tmp_path):
+    np.save(tmp_path / "k.npy", np.ones((3, 3)))
+    with pytest.raises(ServerError) as err:
+        server.conn.json("POST", "/v1/jobs", {"operator": "deconvolve", "params": {"psf": str(tmp_path / "k.npy")},
+                                              "inputs": [{"path": str(root / "photo.tif")}]})
+    assert err.value.status == 403 and "psf file" in err.value.detail
+
+
 @pytest.mark.parametrize("params,needle", [
     ({"factor": 0}, "greater than or equal to 1"),
     ({"mode": "median"}, "'sum' or 'mean'"),

@@ -185,6 +185,10 @@ def create_app(config: ServerConfig, manager: JobManager) -> FastAPI:
         else:
             # default: next to each input, inside the roots since the input is
             out_dir = allowed(request.output.dir, "output folder", must_exist=False) if request.output.dir else None
+        for name, fld in type(request.params).model_fields.items():  # parameters that may name a file (a PSF)
+            value = getattr(request.params, name)
+            if (fld.json_schema_extra or {}).get("path") and isinstance(value, str) and "/" in value:
+                allowed(value, f"{name} file", must_exist=True)
         job = Job(request.operator, request.params, inputs, names, out_dir, request.output.format, mode)
         if mode == "upload":
             job.out_dir = results_root / job.id

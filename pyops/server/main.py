@@ -49,6 +49,10 @@ def _warm_up() -> None:
                                np.zeros((2, 2), np.float32), 1023.0), domain="bayer")
     for method in ("gain", "power", "auto_gamma", "equalize", "clahe"):
         pyops.run("boost", img, method=method)
+    from pyops.ops.deconv import fft
+
+    fft.load_wisdom()  # FFTW plans made by earlier processes
+    pyops.run("deconvolve", np.full((32, 32), 0.1, np.float32), iterations=2)
     log.info("operators warm")
 
 
