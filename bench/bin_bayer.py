@@ -7,10 +7,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import time
 
 import numba as nb
 import numpy as np
+from timing import best
 
 from pyops.mosaic import RawMosaic
 from pyops.ops.binning import bin_bayer
@@ -21,15 +21,6 @@ def _parallel_copy(src, dst):
     for i in nb.prange(src.shape[0]):
         for j in range(src.shape[1]):
             dst[i, j] = src[i, j]
-
-
-def _best(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return min(times)
 
 
 def main() -> None:
@@ -43,13 +34,13 @@ def main() -> None:
     dst = np.empty_like(data)
     _parallel_copy(data, dst)  # compile / load from cache
     bin_bayer(mosaic, 2, "sum")
-    t_copy = _best(lambda: _parallel_copy(data, dst), args.repeat)
-    t_bin = _best(lambda: bin_bayer(mosaic, 2, "sum"), args.repeat)
+    t_copy = best(lambda: _parallel_copy(data, dst), args.repeat)
+    t_bin = best(lambda: bin_bayer(mosaic, 2, "sum"), args.repeat)
     # worst case: 0.1 % of the sites clipped, spread so that every row needs the per-site clip test
     hot = data.copy()
     hot.ravel()[rng.choice(hot.size, hot.size // 1000, replace=False)] = 16383
     hot_mosaic = mosaic.with_data(hot)
-    t_hot = _best(lambda: bin_bayer(hot_mosaic, 2, "sum"), args.repeat)
+    t_hot = best(lambda: bin_bayer(hot_mosaic, 2, "sum"), args.repeat)
     gb = data.nbytes / 1e9
     print(json.dumps({
         "bench": "bin_bayer_2x2_6000x4000_uint16",

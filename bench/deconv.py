@@ -7,22 +7,13 @@
 from __future__ import annotations
 
 import json
-import time
 
 import numpy as np
+from timing import best
 
 from pyops.ops.deconv import fft as fftmod
 from pyops.ops.deconv import psf as psfmod
 from pyops.ops.deconv.rl import Options, deconvolve
-
-
-def _best(fn, repeat=3):
-    out = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - t)
-    return min(out)
 
 
 def main() -> None:
@@ -30,8 +21,8 @@ def main() -> None:
     k = psfmod.gaussian(1.6)
     img = (rng.random((4032, 6048)) * 0.5 + 0.1).astype(np.float32)
     deconvolve(img[:64, :64], k, Options(iterations=2, stop="none"))  # compile
-    t1 = _best(lambda: deconvolve(img, k, Options(iterations=1, stop="none")), 2)
-    t4 = _best(lambda: deconvolve(img, k, Options(iterations=4, stop="none")), 2)
+    t1 = best(lambda: deconvolve(img, k, Options(iterations=1, stop="none")), 2)
+    t4 = best(lambda: deconvolve(img, k, Options(iterations=4, stop="none")), 2)
     per_iter = (t4 - t1) / 3
     _, info = deconvolve(img[:64, :64], k, Options(iterations=1, stop="none"))
     shape = (fftmod.good_size(4032 + 2 * 13), fftmod.good_size(6048 + 2 * 13))
@@ -45,7 +36,7 @@ def main() -> None:
         plan.irfft(b)
 
     four_ffts()
-    floor = _best(four_ffts)
+    floor = best(four_ffts)
     print(json.dumps({"bench": "rl_iter_over_fft_floor", "image": "6048x4032 float32, one channel, RL-TV",
                       "fft": plan.name, "padded": list(shape), "iteration_s": round(per_iter, 3),
                       "four_fft_s": round(floor, 3), "ratio": round(per_iter / floor, 2), "goal": "<= 1.25"}))
@@ -54,9 +45,9 @@ def main() -> None:
 
     small = img[:1024, :1536].astype(np.float64)
     n = 10
-    t_sk = _best(lambda: richardson_lucy(small, k.astype(np.float64), num_iter=n, clip=False), 2) / n
-    t_a = _best(lambda: deconvolve(small, k, Options(method="rl", iterations=2, stop="none", accelerate=False)), 2)
-    t_b = _best(lambda: deconvolve(small, k, Options(method="rl", iterations=2 + n, stop="none", accelerate=False)), 2)
+    t_sk = best(lambda: richardson_lucy(small, k.astype(np.float64), num_iter=n, clip=False), 2) / n
+    t_a = best(lambda: deconvolve(small, k, Options(method="rl", iterations=2, stop="none", accelerate=False)), 2)
+    t_b = best(lambda: deconvolve(small, k, Options(method="rl", iterations=2 + n, stop="none", accelerate=False)), 2)
     ours = (t_b - t_a) / n
     print(json.dumps({"bench": "speedup_vs_skimage", "image": "1536x1024 one channel, plain RL",
                       "skimage_iter_s": round(t_sk, 4), "pyops_iter_s": round(ours, 4),
