@@ -35,6 +35,7 @@ def process_file(op_name: str, params: dict[str, Any] | Params, source: Path, ou
     """Run `op_name` on the file `source` and write its result next to it (or in `out_dir`)."""
     op = get(op_name)
     p = params if isinstance(params, Params) else op.parse(dict(params))
+    progress = progress or _no_progress
     source = check_input(Path(source))
     if fmt is not None and fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r} (known: {', '.join(FORMATS)})")
@@ -44,7 +45,7 @@ def process_file(op_name: str, params: dict[str, Any] | Params, source: Path, ou
     else:
         img = read_image(source)
         image, colorants, notes = img.pixels, img.colorants, list(img.notes)
-    res = op.func(image, p, progress or _no_progress)
+    res = op.func(image, p, progress)
     fmt = _pick_format(res, fmt)
     notes += res.info.get("notes", [])
     if fmt == "dng" and res.mosaic.xyz_to_camera is None:
@@ -69,7 +70,7 @@ def process_file(op_name: str, params: dict[str, Any] | Params, source: Path, ou
         if warning:
             notes.append(warning)
 
-    (progress or _no_progress)(0.95, "writing")  # the last point where a cancel can stop it
+    progress(0.95, "writing")  # the last point where a cancel can stop it
     suffix = FORMATS[fmt]
     out = write_atomic(Path(out_dir) if out_dir else source.parent,
                        lambda n: output_name(source, op.name, suffix, n), suffix, write)
