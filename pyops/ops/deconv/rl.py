@@ -89,6 +89,41 @@ def _update(u, corr, norm_sq, lam, out):
             out[i, j] = v if v > 0.0 else 0.0
 
 
+@nb.njit(cache=True, fastmath=True)
+def _stats_row(new, y, cur, g, i, inside, c0, c1, with_g):
+    d2 = 0.0
+    n2 = 0.0
+    for j in range(new.shape[1]):
+        v = new[i, j]
+        if with_g:
+            g[i, j] = v - y[i, j]
+        if inside and c0 <= j < c1:
+            d = v - cur[i, j]
+            d2 += d * d
+            n2 += v * v
+    return d2, n2
+
+
+@nb.njit(parallel=True, cache=True, fastmath=True)
+def _step_stats(new, y, cur, g, r0, r1, c0, c1, with_g):
+    """One pass after an update: g = new − y (the step, for the extrapolation), and over the image region
+    Σ (new − cur)² and Σ new² (the relative change)."""
+    d2 = np.zeros(new.shape[0])
+    n2 = np.zeros(new.shape[0])
+    for i in nb.prange(new.shape[0]):
+        d2[i], n2[i] = _stats_row(new, y, cur, g, i, r0 <= i < r1, c0, c1, with_g)
+    return d2.sum(), n2.sum()
+
+
+@nb.njit(parallel=True, cache=True, fastmath=True)
+def _extrapolate(u, prev, alpha, out):
+    """out = max(u + α(u − prev), 0)."""
+    for i in nb.prange(u.shape[0]):
+        for j in range(u.shape[1]):
+            v = u[i, j] + alpha * (u[i, j] - prev[i, j])
+            out[i, j] = v if v > 0.0 else 0.0
+
+
 def noise_sigma(image: np.ndarray) -> float:
     """Robust noise σ: median absolute finest diagonal Haar coefficient / 0.6745 (mean over channels)."""
     x = image if image.ndim == 3 else image[..., None]
@@ -164,9 +199,11 @@ def deconvolve(image: np.ndarray, psf: np.ndarray, opts: Options,
     prev = [None] * nc
     g_prev = [None] * nc
     g_prev2 = [None] * nc
+    y_buf = [np.empty(shape, np.float32) for _ in range(nc)] if opts.accelerate else None
+    spare = [np.empty(shape, np.float32) for _ in range(nc)]  # buffers rotate: no copy per iteration
     ratio = np.empty(shape, np.float32)
     norm_sq = np.zeros(shape, np.float32)
-    new = np.empty(shape, np.float32)
+    dummy = np.empty((1, 1), np.float32)
     n_pix = h * w * nc
     history: list[float] = []
     reason, done = f"reached the maximum of {opts.iterations} iterations", 0
@@ -177,14 +214,20 @@ def deconvolve(image: np.ndarray, psf: np.ndarray, opts: Options,
             num = sum(float(np.vdot(g_prev[c], g_prev2[c])) for c in range(nc))
             den = sum(float(np.vdot(g_prev2[c], g_prev2[c])) for c in range(nc))
             alpha = min(max(num / den, 0.0), 0.95) if den > 0 else 0.0
-        y = [u[c] if alpha == 0.0 or prev[c] is None else np.maximum(u[c] + alpha * (u[c] - prev[c]), 0)
-             for c in range(nc)]
+        y = []
+        for c in range(nc):
+            if alpha == 0.0 or prev[c] is None:
+                y.append(u[c])
+            else:
+                _extrapolate(u[c], prev[c], np.float32(alpha), y_buf[c])
+                y.append(y_buf[c])
         if lam > 0:
             norm_sq.fill(0)
             for c in range(nc):
                 _add_grad_sq(y[c], norm_sq)
         ssr = 0.0
         change = 0.0
+        norm = 0.0
         for c in range(nc):
             spec = fft.rfft(y[c])
             _cmul(spec, otf, False)
@@ -193,17 +236,23 @@ def deconvolve(image: np.ndarray, psf: np.ndarray, opts: Options,
             spec = fft.rfft(ratio)
             _cmul(spec, otf, True)
             corr = fft.irfft(spec)
+            new = spare[c]
             _update(y[c], corr, norm_sq, lam, new)
+            g = None
             if opts.accelerate:
-                g = new - y[c]
+                g = g_prev2[c] if g_prev2[c] is not None else np.empty(shape, np.float32)
+            d2, n2 = _step_stats(new, y[c], u[c], g if g is not None else dummy, *crop, g is not None)
+            change += d2
+            norm += n2
+            if opts.accelerate:
                 g_prev2[c], g_prev[c] = g_prev[c], g
-            change += float(np.sum((new[crop[0]:crop[1], crop[2]:crop[3]] - u[c][crop[0]:crop[1], crop[2]:crop[3]]) ** 2))
-            prev[c], u[c] = u[c], new.copy()
+            # rotate: the old estimate becomes prev, prev's buffer the next spare
+            spare[c] = prev[c] if prev[c] is not None else np.empty(shape, np.float32)
+            prev[c], u[c] = u[c], new
         done = it
         rms = math.sqrt(ssr / n_pix)
         history.append(rms)
-        rel = math.sqrt(change) / max(math.sqrt(sum(float(np.sum(uc[crop[0]:crop[1], crop[2]:crop[3]] ** 2))
-                                                     for uc in u)), EPS)
+        rel = math.sqrt(change) / max(math.sqrt(norm), EPS)
         if progress:
             progress(it / opts.iterations, f"iteration {it}, residual {rms:.4g}")
         if len(history) >= 4 and history[-1] > history[-2] > history[-3] > history[-4]:
