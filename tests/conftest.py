@@ -24,13 +24,17 @@ BAYER_RAWS = {  # file → CFA pattern of its visible top-left corner (../shared
 }
 
 
+def missing(what: str) -> None:
+    """Something a test needs is not here: skip locally, but FAIL when CI=true (CI installs everything)."""
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{what} (.ci/run installs it)")
+    pytest.skip(what)  # only outside CI: the line above fails there
+
+
 def need(path: Path) -> Path:
-    """`path`, or skip (locally) / fail (CI=true) if it is missing."""
+    """`path`, or `missing` if it is not there."""
     if not path.exists():
-        msg = f"test data missing: {path}"
-        if os.environ.get("CI") == "true":
-            pytest.fail(msg)
-        pytest.skip(msg)
+        missing(f"test data missing: {path}")
     return path
 
 

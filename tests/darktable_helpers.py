@@ -12,32 +12,24 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import pytest
-
-from tests.conftest import ROOT
+from tests.conftest import ROOT, missing
 from tests.server_helpers import server_env
 
 
 TRIXIE = Path(os.environ.get("PYOPS_TRIXIE", "/var/cache/pyops/trixie"))  # tests/trixie/build.sh makes it
 
 
-def _missing(what: str) -> None:
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{what} (.ci/run installs it)")
-    pytest.skip(what)
-
-
 def require_darktable(version: str = "4.2") -> str:
     """The darktable to drive: Debian 12's 4.2.1 on the host, or 5.0 in the trixie chroot."""
     if shutil.which("Xvfb") is None:
-        _missing("Xvfb is not installed")
+        missing("Xvfb is not installed")
     if version == "4.2":
         exe = shutil.which("darktable")
         if exe is None:
-            _missing("darktable is not installed")
+            missing("darktable is not installed")
         return exe
     if not (TRIXIE / ".pyops-ready").exists() or shutil.which("unshare") is None:
-        _missing(f"no trixie chroot with darktable 5 at {TRIXIE} (tests/trixie/build.sh)")
+        missing(f"no trixie chroot with darktable 5 at {TRIXIE} (tests/trixie/build.sh)")
     return "/usr/bin/darktable"
 
 

@@ -6,19 +6,16 @@ import shutil
 import subprocess
 
 import numpy as np
-import pytest
 from PIL import Image
 
 from pyops.process import process_file
-from tests.conftest import CANON_CHECKER, need
+from tests.conftest import CANON_CHECKER, missing, need
 
 
 def _darktable_cli() -> str:
     exe = shutil.which("darktable-cli")
     if exe is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("darktable-cli is not installed (.ci/run installs darktable)")
-        pytest.skip("darktable-cli is not installed")
+        missing("darktable-cli is not installed")
     return exe
 
 

@@ -12,7 +12,6 @@ import pickle
 import threading
 from pathlib import Path
 
-import numpy as np
 
 THREADS = os.cpu_count() or 1
 
