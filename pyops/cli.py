@@ -84,6 +84,16 @@ def _build(ops) -> argparse.ArgumentParser:
     p_prov.add_argument("files", nargs="+", type=Path, metavar="FILE")
     p_prov.add_argument("--json", action="store_true")
 
+    p_psf = sub.add_parser("psf", help="the PSF library: list, save, show")
+    psf_sub = p_psf.add_subparsers(dest="psf_command", required=True, parser_class=_Parser)
+    psf_sub.add_parser("list", help="names in the PSF library")
+    p_save = psf_sub.add_parser("save", help="store a PSF (a model spec or a file) under a name")
+    p_save.add_argument("name")
+    p_save.add_argument("source", help="a spec such as motion:length=15,angle=30, or a .npy/PNG/TIFF file")
+    p_show = psf_sub.add_parser("show", help="render a PSF enlarged with its profiles")
+    p_show.add_argument("psf", help="a library name, a file or a spec")
+    p_show.add_argument("-o", "--output", type=Path, required=True, help="PNG to write")
+
     p_demo = sub.add_parser("demo", help="make an underexposed synthetic raw, run twostop, show the gain")
     p_demo.add_argument("-o", "--output-dir", type=Path, default=Path("pyops-demo"))
     return parser
@@ -217,6 +227,33 @@ def _client(args, ops) -> int:
                       args.upload, args.json)
 
 
+def _psf(args) -> int:
+    from pyops.io.files import write_atomic
+    from pyops.ops.deconv import psf as psfmod
+    from pyops.psf_view import render
+
+    try:
+        if args.psf_command == "list":
+            for name in psfmod.names():
+                meta = psfmod.load(name)[1]
+                print(f"{name}\t{meta.get('shape')}\t{meta.get('made_by', '')}")
+            return 0
+        if args.psf_command == "save":
+            kernel = psfmod.resolve(args.source)
+            path = psfmod.save(args.name, kernel, {"made_by": "pyops psf save", "source": args.source})
+            print(f"saved {args.name}: {kernel.shape[1]}×{kernel.shape[0]} px in {path}")
+            return 0
+        kernel = psfmod.resolve(args.psf)
+        out = args.output
+        final = write_atomic(out.parent if str(out.parent) else Path("."), lambda n: out.name if n == 0 else
+                             f"{out.stem}_{n:02d}{out.suffix}", ".png", lambda tmp: render(kernel, args.psf, tmp))
+        print(final)
+        return 0
+    except ValueError as err:
+        print(f"pyops: psf: {err}", file=sys.stderr)
+        return 2
+
+
 def main(argv: list[str] | None = None) -> int:
     from pyops.registry import operators
 
@@ -234,6 +271,8 @@ def main(argv: list[str] | None = None) -> int:
                      args.job_timeout, args.allow_remote, (argv if argv is not None else sys.argv[1:])[1:])
     if args.command == "client":
         return _client(args, ops)
+    if args.command == "psf":
+        return _psf(args)
     if args.command == "provenance":
         return _provenance(args.files, args.json)
     if args.command == "demo":

@@ -171,3 +171,21 @@ def test_deconvolve_from_the_cli(tmp_path):
     assert out["info"]["iterations"] >= 1 and "stopped" in out["info"]
     bad = pyops_cli("run", "deconvolve", src, "--psf", "gaussian:sigma=-2")
     assert bad.returncode == 2 and "sigma must be > 0" in bad.stderr
+
+
+def test_psf_cli_saves_lists_and_shows(tmp_path):
+    import os
+
+    env = dict(os.environ, XDG_DATA_HOME=str(tmp_path / "data"))
+    assert pyops_cli("psf", "save", "shake", "motion:length=15,angle=30", env=env).returncode == 0
+    listed = pyops_cli("psf", "list", env=env)
+    assert listed.returncode == 0 and listed.stdout.split("\t")[:2] == ["shake", "[19, 19]"]
+    shown = pyops_cli("psf", "show", "shake", "-o", tmp_path / "shake.png", env=env)
+    assert shown.returncode == 0 and (tmp_path / "shake.png").read_bytes()[:4] == b"\x89PNG"
+    again = pyops_cli("psf", "show", "gaussian:sigma=2", "-o", tmp_path / "shake.png", env=env)
+    assert again.stdout.strip().endswith("shake_01.png")  # never overwrites
+    bad = pyops_cli("psf", "show", "nope", "-o", tmp_path / "x.png", env=env)
+    assert bad.returncode == 2 and "no PSF named 'nope'" in bad.stderr
+    # the deconvolve operator takes the library name
+    k = psfmod.motion(15, 30)
+    assert np.allclose(np.load(tmp_path / "data" / "pyops" / "psf" / "shake.npy"), k, atol=1e-7)
