@@ -52,6 +52,14 @@ def luminance(rgb: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
     return np.tensordot(rgb[..., :3], w, axes=([-1], [0])).astype(np.float32)
 
 
+def luminance_ratio(new_y: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Per-pixel factor new_y / y (float64), 0 where y ≤ 0: applied to R, G and B alike it changes luminance
+    and keeps the colour ratios."""
+    y64 = y.astype(np.float64)
+    positive = y64 > 1e-12
+    return np.where(positive, new_y / np.where(positive, y64, 1.0), 0.0)
+
+
 def srgb_encode(linear: np.ndarray) -> np.ndarray:
     """IEC 61966-2-1 sRGB transfer: linear [0, 1] → encoded [0, 1] (input clipped to [0, 1])."""
     x = np.clip(linear, 0.0, 1.0)

@@ -10,8 +10,8 @@ from pyops import provenance
 from pyops.io import metadata
 from pyops.io.dng import write_dng
 from pyops.io.files import check_input, output_name, write_atomic
-from pyops.io.images import FORMATS, read_image, write_image
-from pyops.io.raw import develop_mosaic, load_mosaic
+from pyops.io.images import FORMATS, load_input, write_image
+from pyops.io.raw import develop_mosaic
 from pyops.registry import Params, Progress, Result, _no_progress, get
 
 
@@ -39,12 +39,7 @@ def process_file(op_name: str, params: dict[str, Any] | Params, source: Path, ou
     source = check_input(Path(source))
     if fmt is not None and fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r} (known: {', '.join(FORMATS)})")
-    notes: list[str] = []
-    if op.wants_raw(p):
-        image, colorants = load_mosaic(source), None
-    else:
-        img = read_image(source)
-        image, colorants, notes = img.pixels, img.colorants, list(img.notes)
+    image, colorants, notes = load_input(source, op.wants_raw(p))
     res = op.func(image, p, progress)
     fmt = _pick_format(res, fmt)
     notes += res.info.get("notes", [])

@@ -89,14 +89,21 @@ def _error_lines(err: ValidationError) -> list[str]:
     return lines
 
 
+def _bounds(metadata) -> dict[str, Any]:
+    """minimum/maximum (and exclusive ones) from pydantic's annotated-types constraints."""
+    out = {}
+    for m in metadata:
+        for attr, key in (("ge", "minimum"), ("gt", "exclusive_minimum"), ("le", "maximum"), ("lt", "exclusive_maximum")):
+            if getattr(m, attr, None) is not None:
+                out[key] = getattr(m, attr)
+    return out
+
+
 def describe_field(name: str, f) -> dict[str, Any]:
     extra = f.json_schema_extra or {}
     out: dict[str, Any] = {"name": name, "default": f.default, "help": f.description or "", "unit": extra.get("unit", "")}
     out.update(_type_facts(f.annotation))
-    for m in f.metadata:
-        for attr, key in (("ge", "minimum"), ("gt", "exclusive_minimum"), ("le", "maximum"), ("lt", "exclusive_maximum")):
-            if getattr(m, attr, None) is not None:
-                out[key] = getattr(m, attr)
+    out.update(_bounds(f.metadata))
     return out
 
 
@@ -115,12 +122,8 @@ def _type_facts(ann) -> dict[str, Any]:
             if typing.get_origin(a) is typing.Literal:
                 special.extend(typing.get_args(a))
             else:
-                inner = _type_facts(a)
-                for m in getattr(a, "__metadata__", ()):
-                    for attr, key in (("ge", "minimum"), ("gt", "exclusive_minimum"), ("le", "maximum"), ("lt", "exclusive_maximum")):
-                        if getattr(m, attr, None) is not None:
-                            inner[key] = getattr(m, attr)
-                facts.update(inner)
+                facts.update(_type_facts(a))
+                facts.update(_bounds(getattr(a, "__metadata__", ())))
         facts["special"] = special
         return facts
     if origin is typing.Annotated:
@@ -165,14 +168,10 @@ def _no_progress(fraction: float, message: str) -> None:
 
 def prepare_input(op: Operator, params: Params, image: Any) -> Any:
     """Turn what the caller passed (array, RawMosaic or path) into what the operator takes."""
-    from pyops.io import raw as rawio
-    from pyops.io.images import read_image
+    from pyops.io.images import load_input
 
     if isinstance(image, (str, Path)):
-        path = Path(image)
-        if op.wants_raw(params):
-            return rawio.load_mosaic(path)
-        return read_image(path).pixels
+        return load_input(Path(image), op.wants_raw(params))[0]
     if isinstance(image, RawMosaic):
         if op.wants_raw(params):
             return image

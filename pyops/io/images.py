@@ -17,7 +17,7 @@ from PIL import Image as PILImage
 from pyops.color import rgb_to_xyz_d50, srgb_decode, srgb_encode
 from pyops.io import icc
 from pyops.io.files import InputError, check_input
-from pyops.io.raw import develop
+from pyops.io.raw import develop, load_mosaic
 
 TIFF_EXT = {".tif", ".tiff"}
 PIL_EXT = {".png", ".jpg", ".jpeg"}
@@ -91,6 +91,15 @@ def read_image(path: Path, colorspace: str = "srgb") -> Image:
     x = _normalise(arr, path)
     x, colorants = _linearise(x, profile, arr.dtype.kind != "f", notes)
     return Image(np.ascontiguousarray(x), colorants, notes)
+
+
+def load_input(path: Path, raw: bool) -> tuple[object, np.ndarray | None, list[str]]:
+    """What an operator takes from a file: the raw mosaic (raw-domain operators) or linear pixels, with the
+    colorants of those pixels and notes about the reading."""
+    if raw:
+        return load_mosaic(Path(path)), None, []
+    img = read_image(path)
+    return img.pixels, img.colorants, list(img.notes)
 
 
 def write_image(path: Path, pixels: np.ndarray, fmt: str, colorants: np.ndarray | None = None) -> None:

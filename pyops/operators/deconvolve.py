@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 import numpy as np
 from pydantic import Field, field_validator
 
-from pyops.color import luminance
+from pyops.color import luminance, luminance_ratio
 from pyops.ops.deconv import psf as psfmod
 from pyops.ops.deconv.rl import Options, deconvolve
 from pyops.registry import Params, Result, operator
@@ -51,8 +51,7 @@ def deconvolve_op(image, p: DeconvolveParams, progress) -> Result:
     if p.luminance_only and image.ndim == 3:
         y = luminance(image)
         y_new, info = deconvolve(y, kernel, opts, progress)
-        ratio = np.where(y > 1e-6, y_new / np.maximum(y, 1e-6), 0).astype(np.float32)
-        out = image[..., :3] * ratio[..., None]
+        out = image[..., :3] * luminance_ratio(y_new, y).astype(np.float32)[..., None]
     else:
         out, info = deconvolve(image, kernel, opts, progress)
     info.update(psf=p.psf, psf_shape=list(kernel.shape), method=p.method)

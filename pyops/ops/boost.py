@@ -20,7 +20,7 @@ import math
 
 import numpy as np
 
-from pyops.color import luminance, srgb_decode, srgb_encode
+from pyops.color import luminance, luminance_ratio, srgb_decode, srgb_encode
 
 MIDDLE_GREY = 0.18
 KNEE = 0.8
@@ -63,12 +63,6 @@ def _apply_factor(rgb: np.ndarray, factor: np.ndarray, highlights: str) -> np.nd
     return out.astype(np.float32)
 
 
-def _ratio(new_y: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Per-pixel factor new_y / y, 0 where y ≤ 0 (nothing to scale)."""
-    y64 = y.astype(np.float64)
-    return np.where(y64 > _TINY, new_y / np.where(y64 > _TINY, y64, 1.0), 0.0)
-
-
 def gain(rgb: np.ndarray, ev: float, highlights: str = "rolloff") -> np.ndarray:
     """Exposure gain by 2^ev applied to all channels alike, then the highlight shoulder."""
     x = sanitize(rgb)
@@ -84,7 +78,7 @@ def power(rgb: np.ndarray, ev: float, highlights: str = "rolloff") -> tuple[np.n
     med = float(np.median(pos)) if pos.size else MIDDLE_GREY
     target = min(med * 2.0 ** ev, 0.999)
     p = math.log(target) / math.log(med)
-    return _apply_factor(x, _ratio(np.power(y, p), y), highlights), p
+    return _apply_factor(x, luminance_ratio(np.power(y, p), y), highlights), p
 
 
 def auto_gamma(rgb: np.ndarray, highlights: str = "rolloff") -> tuple[np.ndarray, float]:
@@ -96,7 +90,7 @@ def auto_gamma(rgb: np.ndarray, highlights: str = "rolloff") -> tuple[np.ndarray
     mean = float(np.clip(lum.mean(), 1e-6, 1 - 1e-6))
     g = math.log(0.5) / math.log(mean)
     new_y = srgb_decode(np.power(lum, g).astype(np.float32)).astype(np.float64)
-    return _apply_factor(x, _ratio(new_y, y), highlights), g
+    return _apply_factor(x, luminance_ratio(new_y, y), highlights), g
 
 
 def equalize(rgb: np.ndarray, highlights: str = "rolloff", bins: int = 4096) -> np.ndarray:
@@ -108,7 +102,7 @@ def equalize(rgb: np.ndarray, highlights: str = "rolloff", bins: int = 4096) -> 
     cdf = np.cumsum(hist).astype(np.float64)
     cdf /= max(cdf[-1], 1.0)
     new_l = np.interp(lum, edges[1:], cdf).astype(np.float32)
-    return _apply_factor(x, _ratio(srgb_decode(new_l).astype(np.float64), y), highlights)
+    return _apply_factor(x, luminance_ratio(srgb_decode(new_l).astype(np.float64), y), highlights)
 
 
 def clahe(rgb: np.ndarray, highlights: str = "rolloff", clip_limit: float = 0.01) -> np.ndarray:
@@ -118,4 +112,4 @@ def clahe(rgb: np.ndarray, highlights: str = "rolloff", clip_limit: float = 0.01
     x = sanitize(rgb)
     y = luminance(x)
     new_l = equalize_adapthist(srgb_encode(y), clip_limit=clip_limit).astype(np.float32)
-    return _apply_factor(x, _ratio(srgb_decode(new_l).astype(np.float64), y), highlights)
+    return _apply_factor(x, luminance_ratio(srgb_decode(new_l).astype(np.float64), y), highlights)

@@ -58,16 +58,12 @@ def _warm_up() -> None:
 
 def _running() -> dict | None:
     """The state of a live, answering server, or None."""
-    info = state.read_state()
-    if not info or not state.pid_alive(info.get("pid", -1)):
-        return None
-    from pyops.client import Connection
+    from pyops.client import connect
 
     try:
-        Connection(info).json("GET", "/v1/health", timeout=3)
-    except OSError:
+        return connect(start=False).info
+    except ConnectionError:
         return None
-    return info
 
 
 def _detach(argv: list[str]) -> int:
