@@ -84,7 +84,7 @@ def _build(ops) -> argparse.ArgumentParser:
     p_prov.add_argument("files", nargs="+", type=Path, metavar="FILE")
     p_prov.add_argument("--json", action="store_true")
 
-    p_psf = sub.add_parser("psf", help="the PSF library: list, save, show")
+    p_psf = sub.add_parser("psf", help="the PSF library: list, save, show, estimate")
     psf_sub = p_psf.add_subparsers(dest="psf_command", required=True, parser_class=_Parser)
     psf_sub.add_parser("list", help="names in the PSF library")
     p_save = psf_sub.add_parser("save", help="store a PSF (a model spec or a file) under a name")
@@ -93,6 +93,11 @@ def _build(ops) -> argparse.ArgumentParser:
     p_show = psf_sub.add_parser("show", help="render a PSF enlarged with its profiles")
     p_show.add_argument("psf", help="a library name, a file or a spec")
     p_show.add_argument("-o", "--output", type=Path, required=True, help="PNG to write")
+    p_est = psf_sub.add_parser("estimate", help="measure the blur of a photo blind and save it in the library")
+    p_est.add_argument("image", type=Path, help="the blurred photo (raw, TIFF, PNG, JPEG)")
+    for flag, d in ((f"--{d['name']}", d) for d in next(o for o in ops if o.name == "psf_estimate").describe()):
+        p_est.add_argument(flag, default=d["default"], help=_flag_help(d))
+    p_est.add_argument("--preview", type=Path, help="also write the kernel's picture to this PNG")
 
     p_demo = sub.add_parser("demo", help="make an underexposed synthetic raw, run twostop, show the gain")
     p_demo.add_argument("-o", "--output-dir", type=Path, default=Path("pyops-demo"))
@@ -228,7 +233,7 @@ def _client(args, ops) -> int:
 
 
 def _psf(args) -> int:
-    from pyops.io.files import write_atomic
+    from pyops.io.files import check_input, write_atomic
     from pyops.ops.deconv import psf as psfmod
     from pyops.psf_view import render
 
@@ -243,13 +248,25 @@ def _psf(args) -> int:
             path = psfmod.save(args.name, kernel, {"made_by": "pyops psf save", "source": args.source})
             print(f"saved {args.name}: {kernel.shape[1]}×{kernel.shape[0]} px in {path}")
             return 0
-        kernel = psfmod.resolve(args.psf)
-        out = args.output
+        if args.psf_command == "estimate":
+            from pyops.operators.psf_estimate import library_name
+            from pyops.registry import execute
+
+            name = args.name or library_name(args.image.stem)
+            res = execute("psf_estimate", check_input(args.image), {"region": args.region, "size": args.size,
+                                                                    "name": name})
+            kernel, title, out = res.data, name, args.preview
+            print(f"saved {name}: {kernel.shape[1]}×{kernel.shape[0]} px, measured on region "
+                  f"{','.join(map(str, res.info['region']))} of {args.image.name}")
+            if out is None:
+                return 0
+        else:
+            kernel, title, out = psfmod.resolve(args.psf), args.psf, args.output
         final = write_atomic(out.parent if str(out.parent) else Path("."), lambda n: out.name if n == 0 else
-                             f"{out.stem}_{n:02d}{out.suffix}", ".png", lambda tmp: render(kernel, args.psf, tmp))
+                             f"{out.stem}_{n:02d}{out.suffix}", ".png", lambda tmp: render(kernel, title, tmp))
         print(final)
         return 0
-    except ValueError as err:
+    except (ValueError, OSError) as err:
         print(f"pyops: psf: {err}", file=sys.stderr)
         return 2
 

@@ -39,9 +39,13 @@ def process_file(op_name: str, params: dict[str, Any] | Params, source: Path, ou
     source = check_input(Path(source))
     if fmt is not None and fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r} (known: {', '.join(FORMATS)})")
+    if op.output == "psf" and not getattr(p, "name", "x"):
+        from pyops.operators.psf_estimate import library_name
+
+        p = p.model_copy(update={"name": library_name(source.stem)})  # a PSF from a file is always kept
     image, colorants, notes = load_input(source, op.wants_raw(p))
     res = op.func(image, p, progress)
-    fmt = _pick_format(res, fmt)
+    fmt = "png" if op.output == "psf" else _pick_format(res, fmt)
     notes += res.info.get("notes", [])
     if fmt == "dng" and res.mosaic.xyz_to_camera is None:
         notes.append("no colour matrix is known for this camera: wrote a linear TIFF instead of a DNG")
@@ -57,7 +61,11 @@ def process_file(op_name: str, params: dict[str, Any] | Params, source: Path, ou
     exif = metadata.capture_exif(source)
 
     def write(tmp: Path) -> None:
-        if fmt == "dng":
+        if op.output == "psf":  # the file is the kernel's preview; the kernel itself is in the PSF library
+            from pyops.psf_view import render
+
+            render(res.data, f"PSF {res.info.get('saved_as', '')} of {source.name}", tmp)
+        elif fmt == "dng":
             write_dng(tmp, res.mosaic)
         else:
             write_image(tmp, pixels, fmt, res.colorants if res.colorants is not None else colorants)

@@ -21,7 +21,7 @@ def render(kernel: np.ndarray, title: str, path: Path) -> None:
     counts = np.bincount(np.round(r).astype(int).ravel())
     fig, ax = plt.subplots(1, 2, figsize=(9, 4.2), gridspec_kw={"width_ratios": [1, 1.3]})
     ax[0].imshow(k, cmap="magma", interpolation="nearest")
-    ax[0].set_title(f"{title}\n{k.shape[1]}×{k.shape[0]} px, sum {k.sum():.3f}")
+    ax[0].set_title(f"{title}\n{k.shape[1]}×{k.shape[0]} px, sum {k.sum():.3f}", fontsize=9, wrap=True)
     ax[0].axis("off")
     ax[1].plot(np.arange(k.shape[1]) - cx, k[cy], label="horizontal (through centre)")
     ax[1].plot(np.arange(k.shape[0]) - cy, k[:, cx], label="vertical (through centre)")

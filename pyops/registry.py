@@ -49,6 +49,7 @@ class Operator:
     params: type[Params]
     func: Callable[[Any, Params, Progress], Result]
     raw_when: bool | dict[str, tuple] = False  # works on the raw file: always, or when a parameter has one of these values
+    output: str = "image"  # "image", or "psf": a blur kernel (saved in the PSF library; its preview is the file)
 
     def wants_raw(self, p: Params) -> bool:
         if isinstance(self.raw_when, bool):
@@ -134,12 +135,13 @@ def _type_facts(ann) -> dict[str, Any]:
 REGISTRY: dict[str, Operator] = {}
 
 
-def operator(name: str, summary: str, params: type[Params], raw_when: bool | dict[str, tuple] = False):
+def operator(name: str, summary: str, params: type[Params], raw_when: bool | dict[str, tuple] = False,
+             output: str = "image"):
     """Decorator: register `func(image, params, progress) -> Result` as operator `name`. `raw_when` says when
-    it reads the raw file itself (its mosaic) instead of a developed image."""
+    it reads the raw file itself (its mosaic) instead of a developed image; `output` what it makes."""
 
     def register(func):
-        REGISTRY[name] = Operator(name, summary, params, func, raw_when)
+        REGISTRY[name] = Operator(name, summary, params, func, raw_when, output)
         return func
 
     return register

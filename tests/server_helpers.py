@@ -32,8 +32,8 @@ class Server:
 
 def server_env(base: Path) -> dict:
     env = dict(os.environ, XDG_RUNTIME_DIR=str(base / "run"), XDG_CACHE_HOME=str(base / "cache"),
-               HOME=str(base / "home"))
-    for d in ("run", "cache", "home"):
+               HOME=str(base / "home"), XDG_DATA_HOME=str(base / "data"))
+    for d in ("run", "cache", "home", "data"):
         (base / d).mkdir(parents=True, exist_ok=True)
     return env
 

@@ -12,6 +12,8 @@ import pickle
 import threading
 from pathlib import Path
 
+import numpy as np
+
 
 THREADS = os.cpu_count() or 1
 
@@ -134,3 +136,32 @@ def plan(shape: tuple[int, int], backend: str = "auto"):
     if name not in BACKENDS:
         raise ValueError(f"unknown FFT backend {backend!r} (available: {', '.join(available())})")
     return BACKENDS[name](tuple(shape))
+
+
+def taper_pad(x: np.ndarray, shape: tuple[int, int], pad: tuple[int, int]) -> np.ndarray:
+    """Reflect-pad channel `x` to `shape` (image at offset `pad`) and blend the padding to the image mean with a
+    raised cosine, so the periodic FFT sees no step at the outer border."""
+    h, w = x.shape
+    ph, pw = shape[0] - h - pad[0], shape[1] - w - pad[1]
+    out = np.pad(x, ((pad[0], ph), (pad[1], pw)), mode="symmetric").astype(np.float32)
+
+    def ramp(n, before, after):
+        r = np.ones(n, np.float32)
+        if before:
+            r[:before] = 0.5 - 0.5 * np.cos(np.pi * (np.arange(before) + 0.5) / before)
+        if after:
+            r[n - after:] = 0.5 + 0.5 * np.cos(np.pi * (np.arange(after) + 0.5) / after)
+        return r
+
+    wgt = np.outer(ramp(shape[0], pad[0], ph), ramp(shape[1], pad[1], pw))
+    m = np.float32(x.mean())
+    return (m + (out - m) * wgt).astype(np.float32)
+
+
+def otf(psf: np.ndarray, shape: tuple[int, int], fft) -> np.ndarray:
+    """The transfer function of `psf` (centred kernel moved to the origin) on an FFT grid of `shape`."""
+    k = np.zeros(shape, np.float32)
+    kh, kw = psf.shape
+    k[:kh, :kw] = psf
+    k = np.roll(k, (-(kh // 2), -(kw // 2)), axis=(0, 1))
+    return fft.rfft(k)

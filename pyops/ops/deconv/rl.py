@@ -138,34 +138,6 @@ def auto_regularization(sigma: float) -> float:
     return float(np.clip(sigma, 5e-4, 0.02))
 
 
-def _taper_pad(x: np.ndarray, shape: tuple[int, int], pad: tuple[int, int]) -> np.ndarray:
-    """Reflect-pad channel `x` to `shape` (image at offset `pad`) and blend the padding to the image mean with a
-    raised cosine, so the periodic FFT sees no step at the outer border."""
-    h, w = x.shape
-    ph, pw = shape[0] - h - pad[0], shape[1] - w - pad[1]
-    out = np.pad(x, ((pad[0], ph), (pad[1], pw)), mode="symmetric").astype(np.float32)
-
-    def ramp(n, before, after):
-        r = np.ones(n, np.float32)
-        if before:
-            r[:before] = 0.5 - 0.5 * np.cos(np.pi * (np.arange(before) + 0.5) / before)
-        if after:
-            r[n - after:] = 0.5 + 0.5 * np.cos(np.pi * (np.arange(after) + 0.5) / after)
-        return r
-
-    wgt = np.outer(ramp(shape[0], pad[0], ph), ramp(shape[1], pad[1], pw))
-    m = np.float32(x.mean())
-    return (m + (out - m) * wgt).astype(np.float32)
-
-
-def _otf(psf: np.ndarray, shape: tuple[int, int], fft) -> np.ndarray:
-    k = np.zeros(shape, np.float32)
-    kh, kw = psf.shape
-    k[:kh, :kw] = psf
-    k = np.roll(k, (-(kh // 2), -(kw // 2)), axis=(0, 1))
-    return fft.rfft(k)
-
-
 @dataclass
 class Options:
     method: str = "rl_tv"
@@ -189,12 +161,12 @@ def deconvolve(image: np.ndarray, psf: np.ndarray, opts: Options,
     pad = (max(kh, 8), max(kw, 8))
     shape = (fftmod.good_size(h + 2 * pad[0]), fftmod.good_size(w + 2 * pad[1]))
     fft = fftmod.plan(shape, opts.backend)
-    otf = _otf(psf, shape, fft)
+    otf = fftmod.otf(psf, shape, fft)
     sigma = noise_sigma(x)
     lam = 0.0 if opts.method == "rl" else (auto_regularization(sigma) if opts.regularization == "auto"
                                            else float(opts.regularization))
     crop = (pad[0], pad[0] + h, pad[1], pad[1] + w)
-    f = [_taper_pad(x[..., c], shape, pad) for c in range(nc)]
+    f = [fftmod.taper_pad(x[..., c], shape, pad) for c in range(nc)]
     u = [fc.copy() for fc in f]  # start from the blurred image
     prev = [None] * nc
     g_prev = [None] * nc

@@ -1,0 +1,78 @@
+"""Operator `psf_estimate`: the blur kernel of a photo, measured blind on a region with sharp-edged detail."""
+from __future__ import annotations
+
+import re
+from typing import Annotated, Literal
+
+import numpy as np
+from pydantic import Field, field_validator
+
+from pyops.color import luminance
+from pyops.ops.deconv import blind
+from pyops.ops.deconv import psf as psfmod
+from pyops.registry import Params, Result, operator
+
+AUTO_SIZE = 31
+AUTO_REGION = 512
+_REGION = re.compile(r"\s*(\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*")
+
+
+def parse_region(text: str) -> tuple[int, int, int, int] | None:
+    """'x,y,w,h' → (x, y, w, h); 'auto' → None."""
+    if text == "auto":
+        return None
+    m = _REGION.fullmatch(text)
+    if not m:
+        raise ValueError("region must be 'auto' or x,y,w,h in image pixels, e.g. 800,1000,512,512")
+    x, y, w, h = (int(v) for v in m.groups())
+    if w < 64 or h < 64:
+        raise ValueError(f"region {w}×{h} is too small: choose at least 64×64 px (256–512 px works best)")
+    return x, y, w, h
+
+
+class PsfEstimateParams(Params):
+    region: str = Field("auto", max_length=64, description="x,y,w,h (image pixels) of a detail with sharp edges "
+                        "in the blurred photo; auto: the 512×512 window with the most detail")
+    size: Annotated[int, Field(ge=3, le=101)] | Literal["auto"] = Field(
+        "auto", description="largest blur to look for (odd, px); auto: 31 px, cropped to the kernel found",
+        json_schema_extra={"unit": "px"})
+    name: str = Field("", max_length=64, description="save the PSF in the library under this name "
+                      "(files: the photo's name when empty)")
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, value: str) -> str:
+        parse_region(value)
+        return value
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return psfmod.check_name(value) if value else value
+
+
+def library_name(stem: str) -> str:
+    """A valid PSF library name made from a file name."""
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", stem).lstrip("._-")[:60]
+    return name or "psf"
+
+
+@operator("psf_estimate", "Measure the blur (PSF) of a photo blind, on a region with sharp edges, and save it "
+          "in the PSF library for deconvolve", PsfEstimateParams, output="psf")
+def psf_estimate_op(image, p: PsfEstimateParams, progress) -> Result:
+    gray = luminance(image) if image.ndim == 3 else np.asarray(image, np.float32)
+    h, w = gray.shape
+    region = parse_region(p.region) or blind.detail_region(gray, AUTO_REGION)
+    x, y, rw, rh = region
+    if x + rw > w or y + rh > h:
+        raise ValueError(f"region {x},{y},{rw},{rh} is outside the {w}×{h} image")
+    size = AUTO_SIZE if p.size == "auto" else p.size | 1
+    size = min(size, (min(rw, rh) // 3) | 1)
+    psf, info = blind.estimate(gray[y: y + rh, x: x + rw], size, progress)
+    if p.size == "auto":
+        psf = blind.crop_to_support(psf)
+    info.update(region=[x, y, rw, rh], size=list(psf.shape))
+    if p.name:
+        psfmod.save(p.name, psf, {"made_by": "psf_estimate", "region": [x, y, rw, rh]})
+        info["saved_as"] = p.name
+    return Result(psf.astype(np.float32), info)
