@@ -1,5 +1,5 @@
 --[[
-  pyops for darktable: image operators for photographers (binning, luminance boost, deconvolution)
+  pyops for darktable: image operators for photographers (binning, luminance boost, deconvolution, PSFs)
 
   Copyright the pyops authors. Licence: GPL-3.0-or-later.
 
@@ -22,6 +22,9 @@
     * lighttable → pyops module: choose an operator, set its parameters, select images, "run on selected images"
     * or assign a shortcut to "pyops: run <operator>", or export with the storage "pyops"
     * preferences → lua options: path to pyops, where results go, output format, grouping, metadata
+    * shaken photo: crop a virtual copy to a sharp-edged detail, run psf_estimate on it (the PSF goes to the
+      pyops PSF library, its picture into the group), then deconvolve the original with that PSF, which the
+      psf chooser now offers
 ]]
 
 local dt = require "darktable"
@@ -352,6 +355,7 @@ function M.run_operator(op_name, items, params, opts)
     end
   end
   for export_dir in pairs(exports) do dt.control.execute("rm -rf " .. quote(export_dir)) end
+  if op.output == "psf" and #run.imported > 0 then M.refresh_psf_choices() end
   job.valid = false
   run.finished = true
   if run.cancelled then
@@ -365,11 +369,59 @@ end
 -- the lighttable module --------------------------------------------------------------------------------------
 
 local widgets = {}      -- op name → {param name → widget}
+local suggesting = {}   -- {widget, param} of the editable choosers fed from the PSF library
 local chooser, stack
 
-local function widget_for(p)
+-- the entries of an editable chooser: the default, then `names`; keeps what was chosen if it is still there
+local function fill_choices(w, default, names)
+  local current = w.value
+  for i = #w, 1, -1 do w[i] = nil end
+  w[1] = tostring(default)
+  local selected = 1
+  for i, n in ipairs(names) do
+    w[i + 1] = n
+    if n == current then selected = i + 1 end
+  end
+  w.selected = selected
+end
+
+--- The names in the pyops PSF library (`pyops psf list`).
+function M.psf_names()
+  local names = {}
+  local p = io.popen(quote(pyops_exe()) .. " psf list 2>/dev/null")
+  if p then
+    for line in p:lines() do table.insert(names, line:match("^([^\t]+)")) end
+    p:close()
+  end
+  return names
+end
+
+--- Offer the PSF library's current names in every chooser that suggests them (after psf_estimate saved one).
+function M.refresh_psf_choices()
+  local names = M.psf_names()
+  for _, s in ipairs(suggesting) do fill_choices(s.widget, s.param.default, names) end
+  return names
+end
+
+--- The entries the module offers for parameter `param` of `op_name` (for choosers fed from the PSF library).
+function M.choices(op_name, param)
+  for _, s in ipairs(suggesting) do
+    if s.op == op_name and s.param.name == param then
+      local out = {}
+      for i = 1, #s.widget do table.insert(out, s.widget[i]) end
+      return out
+    end
+  end
+end
+
+local function widget_for(p, op_name)
   local tip = p.help .. (p.unit ~= "" and (" (" .. p.unit .. ")") or "")
-  if p.type == "choice" then
+  if p.suggestions then  -- a name from the PSF library, or anything typed (a spec, a file)
+    local w = dt.new_widget("combobox"){label = p.name, tooltip = tip, editable = true}
+    table.insert(suggesting, {widget = w, param = p, op = op_name})
+    fill_choices(w, p.default, p.suggestions)
+    return w, function() return w.value end
+  elseif p.type == "choice" then
     local w = dt.new_widget("combobox"){label = p.name, tooltip = tip}
     local selected = 1
     for i, c in ipairs(p.choices) do
@@ -419,9 +471,9 @@ local function build_module()
     local box = {orientation = "vertical"}
     widgets[op.name] = {}
     for _, p in ipairs(op.params) do
-      local w, get = widget_for(p)
+      local w, get = widget_for(p, op.name)
       widgets[op.name][p.name] = get
-      if p.type ~= "choice" and p.type ~= "bool" and not ((p.type == "int" or p.type == "float") and p.minimum and p.maximum and not p.special) then
+      if p.type ~= "choice" and p.type ~= "bool" and not p.suggestions and not ((p.type == "int" or p.type == "float") and p.minimum and p.maximum and not p.special) then
         table.insert(box, dt.new_widget("label"){label = p.name})
       end
       table.insert(box, w)

@@ -237,10 +237,15 @@ def _lua(value: Any) -> str:
 
 
 def schema(fmt: str) -> str:
-    """Every operator and its parameters, as JSON or as a Lua table (`return { ... }`) for the darktable script."""
+    """Every operator and its parameters, as JSON or as a Lua table (`return { ... }`) for the darktable script.
+    Parameters that suggest names from the PSF library carry the library's current names as `suggestions`."""
+    from pyops.ops.deconv.psf import names
     from pyops.registry import operators
 
-    ops = [{"name": o.name, "summary": o.summary, "raw_when": o.raw_when, "params": o.describe()} for o in operators()]
+    ops = [{"name": o.name, "summary": o.summary, "raw_when": o.raw_when, "output": o.output, "params": o.describe()}
+           for o in operators()]
+    for p in (p for o in ops for p in o["params"] if p.get("suggest") == "psf_library"):
+        p["suggestions"] = names()
     if fmt == "json":
         return json.dumps(ops, indent=1, default=str)
     return "return " + _lua(ops) + "\n"

@@ -103,6 +103,8 @@ def _bounds(metadata) -> dict[str, Any]:
 def describe_field(name: str, f) -> dict[str, Any]:
     extra = f.json_schema_extra or {}
     out: dict[str, Any] = {"name": name, "default": f.default, "help": f.description or "", "unit": extra.get("unit", "")}
+    if "suggest" in extra:  # where a front end finds values to offer (e.g. "psf_library"); any text is allowed
+        out["suggest"] = extra["suggest"]
     out.update(_type_facts(f.annotation))
     out.update(_bounds(f.metadata))
     return out

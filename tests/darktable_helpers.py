@@ -75,7 +75,8 @@ def _run_once(exe: str, version: str, cfg: Path, cache: Path, tmp: Path, work: P
                         "--conf", "show_splash_screen=false", "--conf", "ui_last/window_w=1280",
                         "--conf", "ui_last/window_h=800", *[a for c in conf for a in ("--conf", c)], "-d", "lua"]
                 if version != "4.2":
-                    keep = {k: env[k] for k in ("HOME", "XDG_RUNTIME_DIR", "XDG_CACHE_HOME", "DISPLAY", "NO_AT_BRIDGE")}
+                    keep = {k: env[k] for k in ("HOME", "XDG_RUNTIME_DIR", "XDG_CACHE_HOME", "XDG_DATA_HOME", "DISPLAY",
+                                         "NO_AT_BRIDGE")}
                     keep.update(PATH="/usr/bin:/bin", LANG="C.UTF-8")
                     binds = [work, ROOT, Path(sys.base_prefix), Path("/tmp/.X11-unix")]
                     args = _in_chroot(args, keep, binds)

@@ -16,7 +16,7 @@ from pyops.io.dng import write_dng
 from pyops.io.images import read_image
 from pyops.mosaic import RawMosaic
 from pyops.registry import operators
-from tests.conftest import CANON_CHECKER, need
+from tests.conftest import CANON_CHECKER, MOTION_CRW, need
 from tests.darktable_helpers import require_darktable, run_darktable
 
 RAW_NAME = "IMG 0101's Ü.CRW"  # a space, a quote and a non-ASCII letter: quoting must hold
@@ -103,6 +103,14 @@ if dt.configuration.api_version_minor == 0 then
   r.source = raw
   report("shortcut", r)
 end
+-- the PSF flow on the shaken raw: a virtual copy (where the user would crop a sharp-edged detail) →
+-- psf_estimate saves "shake" in the library and imports its picture → deconvolve offers "shake" and uses it
+local shaken = dt.database.import([[@PHOTOS@/@SHAKE@]])
+local copy = shaken:duplicate()
+put("psf.before", table.concat(pyops.choices("deconvolve", "psf"), ","))
+local est = run("psf", "psf_estimate", copy, {name = "shake"})
+put("psf.after", table.concat(pyops.choices("deconvolve", "psf"), ","))
+run("deblur", "deconvolve", shaken, {psf = "shake", iterations = "20"})
 put("log", table.concat(pyops.log, " | "))
 put("end", "still running")
 out:close()
@@ -117,6 +125,7 @@ def session(request, tmp_path_factory):
     photos = work / "photos"
     photos.mkdir()
     shutil.copy(need(CANON_CHECKER), photos / RAW_NAME)
+    shutil.copy(need(MOTION_CRW), photos / MOTION_CRW.name)
     rng = np.random.default_rng(3)
     write_dng(photos / "BIG_0001.dng", RawMosaic(
         data=rng.integers(200, 3000, size=(4000, 6000), dtype=np.uint16), cfa=np.array([[0, 1], [1, 2]], np.uint8),
@@ -126,7 +135,7 @@ def session(request, tmp_path_factory):
 
     pyops_exe = str(Path(sys.executable).with_name("pyops"))
     driver = (DRIVER.replace("@STATUS@", str(work / "status.txt")).replace("@PHOTOS@", str(photos))
-              .replace("@RAW@", RAW_NAME).replace("@PYOPS@", pyops_exe))
+              .replace("@RAW@", RAW_NAME).replace("@SHAKE@", MOTION_CRW.name).replace("@PYOPS@", pyops_exe))
     result = run_darktable(work, driver, version=version)
     assert "lua_error" not in result.status, result.status["lua_error"]
     assert result.status.get("end") == "still running", result.log[-3000:]
@@ -199,6 +208,22 @@ def test_darktable_cancel_stops_the_job_and_leaves_no_file(session):
     assert status["cancel.requested"] == "true" and status["cancel.cancelled"] == "true"
     assert status["cancel.imported"] == "0"
     assert not list(photos.glob("BIG_0001_pyops*"))
+
+
+def test_darktable_psf_flow_estimates_saves_offers_and_deconvolves(session):
+    status, photos = session
+    assert status["psf.imported"] == "1", status.get("psf.errors")
+    preview = status["psf.result1"]
+    assert preview.endswith("_v1_pyops-psf_estimate.png") and status["psf.grouped1"] == "true"
+    assert "pyops|psf_estimate" in status["psf.tags1"].split(",")
+    assert "shake" not in status["psf.before"].split(",") and "shake" in status["psf.after"].split(",")
+    library = photos.parent / "data" / "pyops" / "psf"
+    kernel = np.load(library / "shake.npy")
+    assert kernel.ndim == 2 and kernel.shape[0] % 2 == 1 and abs(kernel.sum() - 1) < 1e-5
+    assert provenance.read(preview)["parameters"]["name"] == "shake"
+    assert status["deblur.imported"] == "1", status.get("deblur.errors")
+    rec = provenance.read(status["deblur.result1"])
+    assert rec["parameters"]["psf"] == "shake" and rec["info"]["psf_shape"] == list(kernel.shape)
 
 
 @pytest.mark.parametrize("session", ["4.2"], indirect=True)

@@ -13,7 +13,7 @@ from scipy.signal import fftconvolve
 import pyops
 from pyops.ops.deconv import psf as psfmod
 from pyops.ops.deconv.rl import Options, deconvolve, noise_sigma
-from tests.conftest import DATA, need, pyops_cli
+from tests.conftest import DATA, MOTION_CRW, need, pyops_cli
 
 LEVIN = DATA / "levin09"
 
@@ -253,9 +253,6 @@ def test_psf_estimate_rejects_bad_regions():
         pyops.run("psf_estimate", img, region="100,100,256,256")
     with pytest.raises(ValueError, match="x,y,w,h"):
         pyops.run("psf_estimate", img, region="1,2,3")
-
-
-MOTION_CRW = DATA / "raw" / "canon_powershot_s40__CRW_0113_motionblur.CRW"
 
 
 def test_real_motion_blurred_raw_is_sharpened_from_the_cli(tmp_path):

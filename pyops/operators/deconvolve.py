@@ -17,7 +17,7 @@ PSF_HELP = ("the blur: a PSF library name, a file (.npy, 16-bit PNG/TIFF), or a 
 
 class DeconvolveParams(Params):
     psf: str = Field("gaussian:sigma=1.0", min_length=1, max_length=4096, description=PSF_HELP,
-                     json_schema_extra={"path": True})
+                     json_schema_extra={"path": True, "suggest": "psf_library"})
     method: Literal["rl_tv", "rl"] = Field("rl_tv", description="rl_tv: Richardson–Lucy with total-variation "
                                            "regularisation (cleaner); rl: plain Richardson–Lucy")
     iterations: int = Field(50, ge=1, le=1000, description="maximum number of iterations")

@@ -127,7 +127,7 @@ def create_app(config: ServerConfig, manager: JobManager) -> FastAPI:
 
     @app.get("/v1/operators")
     def list_operators() -> list[dict[str, Any]]:
-        return [{"name": op.name, "summary": op.summary, "raw_when": op.raw_when, "params": json.loads(json.dumps(op.describe(), default=str)),
+        return [{"name": op.name, "summary": op.summary, "raw_when": op.raw_when, "output": op.output, "params": json.loads(json.dumps(op.describe(), default=str)),
                  "schema": op.params.model_json_schema()} for op in operators()]
 
     @app.post("/v1/uploads", status_code=201)
