@@ -2,10 +2,12 @@
 # Install pyops for this user, idempotently.
 #   ./install.sh               virtualenv in ${PYOPS_PREFIX:-${XDG_DATA_HOME:-~/.local/share}/pyops}, `pyops` linked into ~/.local/bin
 #   ./install.sh --dev         editable install with the test tools in .venv/ of this checkout
-#   ./install.sh --uninstall   remove what ./install.sh installed (virtualenv, link, darktable script)
+#   ./install.sh --uninstall   remove what ./install.sh installed (virtualenv, link, darktable script, GIMP plug-in)
 # The user install also puts the darktable script in ${DARKTABLE_CONFIGDIR:-~/.config/darktable}/lua/pyops/
-# with one `require "pyops/pyops"` line in its luarc (when darktable or its config folder is there).
-# Environment: PYOPS_PREFIX (virtualenv folder), PYTHON (interpreter, default python3), DARKTABLE_CONFIGDIR.
+# with one `require "pyops/pyops"` line in its luarc (when darktable or its config folder is there), and the
+# GIMP 3 plug-in in ${GIMP3_DIRECTORY:-~/.config/GIMP/3.0}/plug-ins/pyops-gimp/ (when GIMP 3 or that folder is).
+# Environment: PYOPS_PREFIX (virtualenv folder), PYTHON (interpreter, default python3), DARKTABLE_CONFIGDIR,
+# GIMP3_DIRECTORY.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -14,6 +16,7 @@ bindir=$HOME/.local/bin
 python=${PYTHON:-python3}
 dtconf=${DARKTABLE_CONFIGDIR:-${XDG_CONFIG_HOME:-$HOME/.config}/darktable}
 dtline='require "pyops/pyops"'
+gimpdir=${GIMP3_DIRECTORY:-${XDG_CONFIG_HOME:-$HOME/.config}/GIMP/3.0}
 mode=user
 
 for arg in "$@"; do
@@ -68,9 +71,29 @@ uninstall_darktable() {
   fi
 }
 
+install_gimp() {  # $1 = the pyops command the plug-in starts the server with
+  if ! command -v gimp-3.0 >/dev/null 2>&1 && ! command -v gimp >/dev/null 2>&1 && [ ! -d "$gimpdir" ]; then
+    say "GIMP 3 not found: its plug-in is not installed (run ./install.sh again after installing GIMP 3)"
+    return
+  fi
+  local dir=$gimpdir/plug-ins/pyops-gimp script
+  mkdir -p "$dir"
+  script=$(<"$here/plugin/pyops-gimp/pyops-gimp.py")
+  printf '%s\n' "${script//@PYOPS@/$1}" > "$dir/pyops-gimp.py.tmp"
+  chmod 755 "$dir/pyops-gimp.py.tmp"
+  mv "$dir/pyops-gimp.py.tmp" "$dir/pyops-gimp.py"
+  "$1" client schema --format json > "$dir/schema.json.tmp"  # the procedures' arguments, read at registration
+  mv "$dir/schema.json.tmp" "$dir/schema.json"
+  say "GIMP plug-in: $dir (Filters → Enhance → pyops)"
+}
+
 case $mode in
   uninstall)
     uninstall_darktable
+    if [ -f "$gimpdir/plug-ins/pyops-gimp/pyops-gimp.py" ]; then
+      rm -rf "$gimpdir/plug-ins/pyops-gimp"
+      say "removed $gimpdir/plug-ins/pyops-gimp"
+    fi
     link=$bindir/pyops
     if [ -L "$link" ] && [ "$(readlink "$link")" = "$prefix/bin/pyops" ]; then rm -f "$link"; say "removed $link"; fi
     if [ -f "$prefix/.pyops-install" ]; then rm -rf "$prefix"; say "removed $prefix"; fi
@@ -94,6 +117,7 @@ case $mode in
     mkdir -p "$bindir"
     ln -sfn "$prefix/bin/pyops" "$bindir/pyops"
     install_darktable "$prefix/bin/pyops"
+    install_gimp "$prefix/bin/pyops"
     say "installed $("$prefix/bin/pyops" --version) in $prefix"
     say "command: $bindir/pyops"
     case ":$PATH:" in *":$bindir:"*) ;; *) say "add $bindir to your PATH to type just 'pyops'";; esac

@@ -45,7 +45,7 @@ def process_file(op_name: str, params: dict[str, Any] | Params, source: Path, ou
         p = p.model_copy(update={"name": library_name(source.stem)})  # a PSF from a file is always kept
     image, colorants, notes = load_input(source, op.wants_raw(p))
     res = op.func(image, p, progress)
-    fmt = "png" if op.output == "psf" else _pick_format(res, fmt)
+    fmt = ("npy" if fmt == "npy" else "png") if op.output == "psf" else _pick_format(res, fmt)
     notes += res.info.get("notes", [])
     if fmt == "dng" and res.mosaic.xyz_to_camera is None:
         notes.append("no colour matrix is known for this camera: wrote a linear TIFF instead of a DNG")
@@ -61,6 +61,9 @@ def process_file(op_name: str, params: dict[str, Any] | Params, source: Path, ou
     exif = metadata.capture_exif(source)
 
     def write(tmp: Path) -> None:
+        if fmt == "npy":  # raw pixels (or the kernel itself) for programs such as the GIMP plug-in: no metadata
+            write_image(tmp, pixels, fmt)
+            return
         if op.output == "psf":  # the file is the kernel's preview; the kernel itself is in the PSF library
             from pyops.psf_view import render
 

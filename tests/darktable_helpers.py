@@ -3,7 +3,6 @@ it, an in-memory library, and a Lua test driver that writes what it saw to a sta
 from __future__ import annotations
 
 import os
-import shlex
 import shutil
 import signal
 import subprocess
@@ -12,12 +11,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.chroot import in_chroot, require_trixie
 from tests.conftest import ROOT, missing
 from tests.server_helpers import server_env
 from tests.xvfb import virtual_screen
-
-
-TRIXIE = Path(os.environ.get("PYOPS_TRIXIE", "/var/cache/pyops/trixie"))  # tests/trixie/build.sh makes it
 
 
 def require_darktable(version: str = "4.2") -> str:
@@ -29,22 +26,8 @@ def require_darktable(version: str = "4.2") -> str:
         if exe is None:
             missing("darktable is not installed")
         return exe
-    if not (TRIXIE / ".pyops-ready").exists() or shutil.which("unshare") is None:
-        missing(f"no trixie chroot with darktable 5 at {TRIXIE} (tests/trixie/build.sh)")
+    require_trixie("darktable 5")
     return "/usr/bin/darktable"
-
-
-def _in_chroot(args: list[str], env: dict, binds: list[Path]) -> list[str]:
-    """Run `args` inside the trixie chroot, in a private mount namespace (nothing stays mounted), with `binds`
-    visible at the same paths and only `env` in the environment."""
-    r = shlex.quote(str(TRIXIE))
-    lines = ["set -e", f"mount -t proc proc {r}/proc", f"mount --rbind /dev {r}/dev"]
-    for b in binds:
-        q = shlex.quote(str(b))
-        lines += [f"mkdir -p {r}{q}", f"mount --bind {q} {r}{q}"]
-    keep = " ".join(shlex.quote(f"{k}={v}") for k, v in env.items())
-    lines.append(f"exec chroot {r} /usr/bin/env -i {keep} {' '.join(shlex.quote(a) for a in args)}")
-    return ["unshare", "-m", "sh", "-c", "\n".join(lines)]
 
 
 def install_script(configdir: Path, pyops_exe: str) -> None:
@@ -79,7 +62,7 @@ def _run_once(exe: str, version: str, cfg: Path, cache: Path, tmp: Path, work: P
                                          "NO_AT_BRIDGE")}
                     keep.update(PATH="/usr/bin:/bin", LANG="C.UTF-8")
                     binds = [work, ROOT, Path(sys.base_prefix), Path("/tmp/.X11-unix")]
-                    args = _in_chroot(args, keep, binds)
+                    args = in_chroot(args, keep, binds)
                 proc = subprocess.Popen(args, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
                 try:
                     return proc.wait(timeout=timeout)

@@ -1,6 +1,7 @@
 """install.sh as a new user runs it, in a throw-away HOME: install, run, re-run, uninstall."""
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 from pathlib import Path
@@ -34,7 +35,9 @@ def test_install_run_reinstall_uninstall(tmp_path):
     dtconf = home / "dt config"
     dtconf.mkdir()
     (dtconf / "luarc").write_text('require "tools/script_manager"\n')
-    first = _install(home, DARKTABLE_CONFIGDIR=str(dtconf))
+    gimp = home / "gimp 3"
+    (gimp / "plug-ins").mkdir(parents=True)
+    first = _install(home, DARKTABLE_CONFIGDIR=str(dtconf), GIMP3_DIRECTORY=str(gimp))
     assert first.returncode == 0, first.stderr
     link = home / ".local" / "bin" / "pyops"
     venv = home / ".local" / "share" / "pyops"
@@ -46,14 +49,18 @@ def test_install_run_reinstall_uninstall(tmp_path):
 
     script = (dtconf / "lua" / "pyops" / "pyops.lua").read_text()
     assert f'local DEFAULT_PYOPS = "{venv / "bin" / "pyops"}"' in script and "@PYOPS@" not in script
+    plugin = gimp / "plug-ins" / "pyops-gimp" / "pyops-gimp.py"
+    assert os.access(plugin, os.X_OK) and f'PYOPS = "{venv / "bin" / "pyops"}"' in plugin.read_text()
+    schema = json.loads((plugin.parent / "schema.json").read_text())
+    assert {"bin", "boost", "deconvolve", "psf_estimate"} <= {op["name"] for op in schema}
 
     again = _install(home, DARKTABLE_CONFIGDIR=str(dtconf))  # idempotent
     assert again.returncode == 0, again.stderr
     assert subprocess.run([str(link), "--version"], env=_env(home), capture_output=True).returncode == 0
     assert (dtconf / "luarc").read_text() == 'require "tools/script_manager"\nrequire "pyops/pyops"\n'
 
-    gone = _install(home, "--uninstall", DARKTABLE_CONFIGDIR=str(dtconf))
-    assert gone.returncode == 0
+    gone = _install(home, "--uninstall", DARKTABLE_CONFIGDIR=str(dtconf), GIMP3_DIRECTORY=str(gimp))
+    assert gone.returncode == 0 and not plugin.parent.exists()
     assert not link.exists() and not link.is_symlink() and not venv.exists()
     assert not (dtconf / "lua" / "pyops").exists()
     assert (dtconf / "luarc").read_text() == 'require "tools/script_manager"\n'  # the user's own lines stay

@@ -1,5 +1,6 @@
 """Developed images in and out: TIFF (8/16-bit, 32-bit float, any compression tifffile + imagecodecs read,
-e.g. darktable's deflate with predictor), PNG and JPEG, and camera raws developed linearly.
+e.g. darktable's deflate with predictor), PNG and JPEG, NumPy .npy arrays (raw pixels: what the GIMP plug-in
+sends), and camera raws developed linearly.
 
 Everything is converted to linear float32 on the way in: the tone curve of an embedded matrix/TRC ICC profile
 is undone; without a profile, integer files are taken as sRGB-encoded and float files as linear. On the way
@@ -21,7 +22,8 @@ from pyops.io.raw import develop, load_mosaic
 
 TIFF_EXT = {".tif", ".tiff"}
 PIL_EXT = {".png", ".jpg", ".jpeg"}
-FORMATS = {"tif16": ".tif", "tif32": ".tif", "png": ".png", "jpg": ".jpg", "dng": ".dng"}
+NPY_EXT = {".npy"}  # H×W or H×W×C pixels: float = linear, uint8/uint16 = sRGB-encoded; no metadata
+FORMATS = {"tif16": ".tif", "tif32": ".tif", "png": ".png", "jpg": ".jpg", "npy": ".npy", "dng": ".dng"}
 
 
 @dataclass
@@ -34,7 +36,7 @@ class Image:
 
 
 def is_raw(path: Path) -> bool:
-    return Path(path).suffix.lower() not in TIFF_EXT | PIL_EXT
+    return Path(path).suffix.lower() not in TIFF_EXT | PIL_EXT | NPY_EXT
 
 
 def _normalise(arr: np.ndarray, path: Path) -> np.ndarray:
@@ -71,7 +73,11 @@ def read_image(path: Path, colorspace: str = "srgb") -> Image:
     if is_raw(path):
         return Image(develop(path, colorspace), rgb_to_xyz_d50(colorspace))
     try:
-        if path.suffix.lower() in TIFF_EXT:
+        if path.suffix.lower() in NPY_EXT:
+            arr, profile = np.load(path, allow_pickle=False), None
+            if arr.ndim == 3 and not 1 <= arr.shape[2] <= 4:
+                raise InputError(f"{path}: an .npy image is H×W or H×W×C with 1–4 channels, got {arr.shape}")
+        elif path.suffix.lower() in TIFF_EXT:
             with tifffile.TiffFile(path) as tif:
                 page = tif.pages[0]
                 arr = page.asarray()
@@ -103,7 +109,7 @@ def load_input(path: Path, raw: bool) -> tuple[object, np.ndarray | None, list[s
 
 
 def write_image(path: Path, pixels: np.ndarray, fmt: str, colorants: np.ndarray | None = None) -> None:
-    """Write linear float pixels as `fmt` (tif16, tif32, png, jpg)."""
+    """Write linear float pixels as `fmt` (tif16, tif32, png, jpg, npy)."""
     x = np.asarray(pixels, np.float32)
     if fmt in ("png", "jpg") and colorants is not None and x.ndim == 3:
         x = x @ (np.linalg.inv(rgb_to_xyz_d50("srgb")) @ colorants).T.astype(np.float32)
@@ -115,6 +121,9 @@ def write_image(path: Path, pixels: np.ndarray, fmt: str, colorants: np.ndarray 
                          extratags=[(34675, "B", len(profile), profile, True)])
     elif fmt == "png":
         path.write_bytes(imagecodecs.png_encode(np.round(srgb_encode(x) * 65535).astype(np.uint16)))
+    elif fmt == "npy":
+        with open(path, "wb") as fh:
+            np.save(fh, np.ascontiguousarray(x))
     elif fmt == "jpg":
         data = np.round(srgb_encode(x) * 255).astype(np.uint8)
         PILImage.fromarray(data).save(path, format="JPEG", quality=95)

@@ -3,11 +3,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import rawpy
 import tifffile
 from PIL import Image as PILImage
 
-from pyops.io.images import PIL_EXT, TIFF_EXT
+from pyops.io.images import NPY_EXT, PIL_EXT, TIFF_EXT
 
 
 def megapixels(path: Path) -> float | None:
@@ -18,6 +19,9 @@ def megapixels(path: Path) -> float | None:
             with tifffile.TiffFile(path) as tif:
                 page = tif.pages[0]
                 return page.imagelength * page.imagewidth / 1e6
+        if suffix in NPY_EXT:
+            shape = np.load(path, mmap_mode="r", allow_pickle=False).shape
+            return shape[0] * shape[1] / 1e6
         if suffix in PIL_EXT:
             with PILImage.open(path) as im:
                 return im.width * im.height / 1e6

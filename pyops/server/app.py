@@ -130,6 +130,17 @@ def create_app(config: ServerConfig, manager: JobManager) -> FastAPI:
         return [{"name": op.name, "summary": op.summary, "raw_when": op.raw_when, "output": op.output, "params": json.loads(json.dumps(op.describe(), default=str)),
                  "schema": op.params.model_json_schema()} for op in operators()]
 
+    @app.get("/v1/psfs")
+    def list_psfs() -> list[dict[str, Any]]:
+        """The PSF library: what deconvolve's `psf` accepts by name (psf_estimate adds to it)."""
+        from pyops.ops.deconv import psf as psfmod
+
+        out = []
+        for name in psfmod.names():
+            meta = psfmod.load(name)[1]
+            out.append({"name": name, "shape": meta.get("shape"), "made_by": meta.get("made_by", "")})
+        return out
+
     @app.post("/v1/uploads", status_code=201)
     async def upload(request: Request, filename: Annotated[str, Query(min_length=1, max_length=255)]) -> dict:
         name = Path(filename).name
