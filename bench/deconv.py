@@ -65,14 +65,19 @@ def main() -> None:
         sk[n] = _psnr(richardson_lucy(noisy.astype(np.float64), k.astype(np.float64), num_iter=n, clip=False), scene)
     n_best = max(sk, key=sk.get)
     t_sk = best(lambda: richardson_lucy(noisy.astype(np.float64), k.astype(np.float64), num_iter=n_best, clip=False), 2)
-    out, info = deconvolve(noisy, k, Options(iterations=300))
-    t_ours = best(lambda: deconvolve(noisy, k, Options(iterations=300)), 2)
-    ours = _psnr(out, scene)
+    target = sk[n_best]
+    for cap in (5, 10, 15, 20, 30, 40, 60, 80, 120, 160, 240, 300):  # the shortest auto run that reaches it
+        out, info = deconvolve(noisy, k, Options(iterations=cap))
+        ours = _psnr(out, scene)
+        if ours >= target or info["iterations"] < cap:
+            break
+    t_ours = best(lambda: deconvolve(noisy, k, Options(iterations=cap)), 2)
+    reached = ours >= target
     print(json.dumps({"bench": "time_to_quality_vs_skimage", "image": "1024x1024 scene, Gaussian blur sigma 2, "
-                      "Poisson + read noise", "skimage_best_psnr": round(sk[n_best], 2), "skimage_best_iterations": n_best,
+                      "Poisson + read noise", "skimage_best_psnr": round(target, 2), "skimage_best_iterations": n_best,
                       "skimage_s": round(t_sk, 3), "pyops_psnr": round(ours, 2), "pyops_iterations": info["iterations"],
-                      "pyops_s": round(t_ours, 3), "reached": bool(ours >= sk[n_best]),
-                      "ratio": round(t_sk / t_ours, 2) if ours >= sk[n_best] else None, "goal": ">= 10"}))
+                      "pyops_s": round(t_ours, 3), "reached": bool(reached),
+                      "ratio": round(t_sk / t_ours, 2) if reached else None, "goal": ">= 10"}))
     _gmic(noisy, scene, k, sigma)
     _blind(rng)
 
@@ -105,10 +110,11 @@ def _gmic(noisy, scene, k, sigma) -> None:
         return
     n = 20
 
-    def run_gmic():
-        return gmic.run(f"deblur_richardsonlucy {sigma},{n},1", gmic.ImageList([gmic.Image.from_yxc(noisy[:, :, None])]))
+    def run_gmic():  # G'MIC works on 0–255 values
+        return gmic.run(f"deblur_richardsonlucy {sigma},{n},1",
+                        gmic.ImageList([gmic.Image.from_yxc(noisy[:, :, None] * 255)]))
 
-    out = np.asarray(run_gmic()[0].yxc)[:, :, 0]
+    out = np.asarray(run_gmic()[0].yxc)[:, :, 0] / 255
     t_g = best(run_gmic, 2)
     ours, _ = deconvolve(noisy, k, Options(method="rl", iterations=n, stop="none", accelerate=False))
     t_o = best(lambda: deconvolve(noisy, k, Options(method="rl", iterations=n, stop="none", accelerate=False)), 2)
@@ -116,6 +122,7 @@ def _gmic(noisy, scene, k, sigma) -> None:
     print(json.dumps({"bench": "gmic_vs_pyops", "image": "1024x1024, Gaussian sigma 2, 20 iterations",
                       "gmic_s": round(t_g, 3), "gmic_psnr": round(_psnr(out, scene), 2), "pyops_rl_s": round(t_o, 3),
                       "pyops_rl_psnr": round(_psnr(ours, scene), 2), "pyops_rl_tv_psnr": round(_psnr(tv, scene), 2),
+                      "input_psnr": round(_psnr(noisy, scene), 2),
                       "speedup": round(t_g / t_o, 2)}))
 
 

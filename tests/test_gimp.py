@@ -160,3 +160,15 @@ def test_gimp_without_a_server_says_so(gimp_setup, tmp_path):
     assert res.returncode != 0
     assert "could not be started" in status["down.error"] and status["down.new_layers"] == 0
     np.testing.assert_array_equal(np.load(out / "after_error.npy"), blurred)
+
+
+def test_gimp_too_large_a_region_is_refused_with_the_limit(gimp_setup):
+    work, _ = gimp_setup
+    small = start_server(work / "small", work / "photos", "--max-megapixels", "0.01")  # the region is 0.02 MP
+    try:
+        res, status, out, _, blurred = _run(work, small, [("big", "pyops-boost", {})], name="big")
+    finally:
+        small.stop()
+    assert res.returncode != 0
+    assert "above this server's limit" in status["big.error"] and status["big.new_layers"] == 0
+    np.testing.assert_array_equal(np.load(out / "after_error.npy"), blurred)
