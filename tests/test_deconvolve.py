@@ -287,3 +287,35 @@ def test_real_motion_blurred_raw_is_sharpened_from_the_cli(tmp_path):
 
     assert sharpness(after) > 2 * sharpness(before), (sharpness(after), sharpness(before))
     assert noise(after) < 2.5 * noise(before), (noise(after), noise(before))
+
+
+def _star_field(seed=11):
+    """Moffat stars (FWHM 3.5 px) on a sky, Poisson + read noise; two saturated stars and one close pair."""
+    rng = np.random.default_rng(seed)
+    true = psfmod.moffat(3.5, 2.5)
+    field = np.zeros((400, 400))
+    for _ in range(70):
+        y, x = rng.integers(20, 380, 2)
+        field[y, x] += rng.uniform(0.3, 3.0)
+    field[100, 100] += 40.0  # clipped at white below
+    field[300, 250] += 30.0
+    field[200, 200] += 2.0  # a pair closer than the PSF box
+    field[203, 204] += 2.0
+    img = fftconvolve(field, true, mode="same") + 0.05
+    img = rng.poisson(img * 20000) / 20000 + rng.normal(0, 0.0005, img.shape)
+    return np.clip(img, 0, 1).astype(np.float32), true
+
+
+def test_psf_from_stars_matches_the_true_psf():
+    from pyops.ops.deconv.stars import fwhm
+
+    img, true = _star_field()
+    est, info = pyops.run("psf_estimate", img, method="stars", return_info=True)
+    assert est.shape[0] % 2 == 1 and est.min() >= 0 and est.sum() == pytest.approx(1, abs=1e-5)
+    assert 10 <= info["stars"] < 70 and info["fwhm"] == pytest.approx(fwhm(true), rel=0.1), info
+    n = max(est.shape[0], true.shape[0])
+    a, b = (np.pad(k, (n - k.shape[0]) // 2) for k in (est, true))
+    assert (a * b).sum() / np.sqrt((a * a).sum() * (b * b).sum()) > 0.99  # centred: no shift allowed
+    blank = np.full((200, 200), 0.1, np.float32) + np.random.default_rng(0).normal(0, 0.001, (200, 200)).astype(np.float32)
+    with pytest.raises(ValueError, match="isolated, unsaturated stars"):
+        pyops.run("psf_estimate", blank, method="stars")

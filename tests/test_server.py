@@ -251,6 +251,28 @@ def test_cancel_mid_job_leaves_no_file(server, root):
     assert not out_dir.exists() or list(out_dir.iterdir()) == []
 
 
+def test_a_client_that_goes_away_cancels_its_job_when_it_asked_to(server, root):
+    """What the GIMP plug-in relies on: GIMP kills a plug-in whose progress the user cancels."""
+    import http.client
+
+    big = _big_raw(root)
+    out_dir = root / "out-disconnect"
+    job = server.conn.json("POST", "/v1/jobs", {"operator": "twostop", "inputs": [{"path": str(big)}],
+                                                "output": {"dir": str(out_dir)}})
+    info = server.conn.info
+    stream = http.client.HTTPConnection(info["host"], info["port"], timeout=30)
+    stream.request("GET", f"/v1/jobs/{job['id']}/events?cancel_on_disconnect=true",
+                   headers={"Authorization": f"Bearer {info['token']}"})
+    resp = stream.getresponse()
+    assert resp.status == 200 and resp.readline().startswith(b"data: ")
+    _wait_running(server.conn, job["id"], "developing")
+    stream.sock.shutdown(2)  # the client dies
+    stream.close()
+    view = wait_for(server.conn, job["id"])
+    assert view["state"] == "cancelled"
+    assert not out_dir.exists() or list(out_dir.iterdir()) == []
+
+
 def test_kill_9_mid_job_loses_nothing_and_a_restart_works(tmp_path, root):
     big = _big_raw(root)
     sidecar = root / "BIG_0001.dng.xmp"

@@ -17,12 +17,10 @@ import http.client
 import json
 import os
 import re
-import signal
 import struct
 import subprocess
 import sys
 import tempfile
-import time
 import urllib.parse
 from pathlib import Path
 
@@ -48,6 +46,10 @@ EXCLUDED = {("bin", "domain"): {"bayer"}}  # needs the raw file, which GIMP does
 
 class PyopsError(Exception):
     """A failure to show the user as it is."""
+
+
+class DialogCancelled(Exception):
+    """The user closed the dialog without running."""
 
 
 # the operator schemas -------------------------------------------------------------------------------------
@@ -173,6 +175,22 @@ class Server:
             raise PyopsError(f"pyops server: {detail} (HTTP {resp.status})")
         return data
 
+    def events(self, job_id: str):
+        """The job's states from its event stream, until it ends; the job is cancelled if this process dies."""
+        conn = http.client.HTTPConnection(self.info["host"], self.info["port"], timeout=None)
+        try:
+            conn.request("GET", f"/v1/jobs/{job_id}/events?cancel_on_disconnect=true",
+                         headers={"Authorization": f"Bearer {self.info['token']}"})
+            resp = conn.getresponse()
+            if resp.status >= 400:
+                raise PyopsError(f"pyops server: HTTP {resp.status} following job {job_id}")
+            for raw in resp:
+                line = raw.decode().rstrip("\r\n")
+                if line.startswith("data: "):
+                    yield json.loads(line[6:])
+        finally:
+            conn.close()
+
     def json(self, method: str, path: str, payload=None):
         body = None if payload is None else json.dumps(payload).encode()
         return json.loads(self.request(method, path, body))
@@ -184,16 +202,9 @@ class Server:
         job = self.json("POST", "/v1/jobs", {"operator": op, "params": params,
                                              "inputs": [{"upload": upload["upload_id"]}],
                                              "output": {"format": "npy"}})
-        cancel = lambda *_: (self.request("DELETE", f"/v1/jobs/{job['id']}"), sys.exit(1))  # noqa: E731
-        previous = signal.signal(signal.SIGTERM, cancel)  # GIMP ends a cancelled plug-in: cancel its job too
-        try:
-            while job["state"] not in ("done", "failed", "cancelled"):
-                Gimp.progress_update(job["progress"])
-                Gimp.progress_set_text(f"pyops {op}: {job['message']}")
-                time.sleep(0.2)
-                job = self.json("GET", f"/v1/jobs/{job['id']}")
-        finally:
-            signal.signal(signal.SIGTERM, previous)
+        for job in self.events(job["id"]):  # if GIMP kills this plug-in (cancel), the server cancels the job
+            Gimp.progress_update(job["progress"])
+            Gimp.progress_set_text(f"pyops {op}: {job['message']}")
         result = (job.get("results") or [{}])[0]
         if job["state"] != "done" or result.get("error") or not result.get("download"):
             raise PyopsError(f"pyops {op}: {result.get('error') or job.get('error') or job['state']}")
@@ -257,7 +268,7 @@ def run_on_region(procedure, run_mode, image, drawables, config, op: dict) -> No
         raise PyopsError("select exactly one layer")
     drawable = drawables[0]
     if run_mode == Gimp.RunMode.INTERACTIVE and not show_dialog(procedure, config, op):
-        raise KeyboardInterrupt
+        raise DialogCancelled
     params = params_from(config, op)
     if op["name"] == "psf_estimate" and not params.get("name"):
         params["name"] = library_name(image)
@@ -355,7 +366,7 @@ class PyopsPlugin(Gimp.PlugIn):
     def run(self, procedure, run_mode, image, drawables, config, op):
         try:
             run_on_region(procedure, run_mode, image, drawables, config, op)
-        except KeyboardInterrupt:
+        except DialogCancelled:
             return procedure.new_return_values(Gimp.PDBStatusType.CANCEL, GLib.Error())
         except (PyopsError, OSError) as err:
             return procedure.new_return_values(Gimp.PDBStatusType.EXECUTION_ERROR, GLib.Error(str(err)))

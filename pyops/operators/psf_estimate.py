@@ -1,4 +1,5 @@
-"""Operator `psf_estimate`: the blur kernel of a photo, measured blind on a region with sharp-edged detail."""
+"""Operator `psf_estimate`: the blur kernel of a photo, measured blind on a region with sharp-edged detail, or
+on the stars of an astro frame."""
 from __future__ import annotations
 
 import re
@@ -8,7 +9,7 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from pyops.color import luminance
-from pyops.ops.deconv import blind
+from pyops.ops.deconv import blind, stars
 from pyops.ops.deconv import psf as psfmod
 from pyops.registry import Params, Result, operator
 
@@ -31,8 +32,11 @@ def parse_region(text: str) -> tuple[int, int, int, int] | None:
 
 
 class PsfEstimateParams(Params):
+    method: Literal["blind", "stars"] = Field("blind", description="blind: from any sharp-edged detail (camera "
+                                              "shake, defocus); stars: median of the isolated unsaturated stars")
     region: str = Field("auto", max_length=64, description="x,y,w,h (image pixels) of a detail with sharp edges "
-                        "in the blurred photo; auto: the 512×512 window with the most detail")
+                        "in the blurred photo, or of a star field; auto: the 512×512 window with the most detail "
+                        "(stars: the whole frame)")
     size: Annotated[int, Field(ge=3, le=101)] | Literal["auto"] = Field(
         "auto", description="largest blur to look for (odd, px); auto: 31 px, cropped to the kernel found",
         json_schema_extra={"unit": "px"})
@@ -62,17 +66,20 @@ def library_name(stem: str) -> str:
 def psf_estimate_op(image, p: PsfEstimateParams, progress) -> Result:
     gray = luminance(image) if image.ndim == 3 else np.asarray(image, np.float32)
     h, w = gray.shape
-    region = parse_region(p.region) or blind.detail_region(gray, AUTO_REGION)
+    region = parse_region(p.region) or ((0, 0, w, h) if p.method == "stars" else blind.detail_region(gray, AUTO_REGION))
     x, y, rw, rh = region
     if x + rw > w or y + rh > h:
         raise ValueError(f"region {x},{y},{rw},{rh} is outside the {w}×{h} image")
-    size = AUTO_SIZE if p.size == "auto" else p.size | 1
-    size = min(size, (min(rw, rh) // 3) | 1)
-    psf, info = blind.estimate(gray[y: y + rh, x: x + rw], size, progress)
-    if p.size == "auto":
-        psf = blind.crop_to_support(psf)
+    crop = gray[y: y + rh, x: x + rw]
+    if p.method == "stars":
+        psf, info = stars.measure(crop, None if p.size == "auto" else p.size | 1)
+    else:
+        size = AUTO_SIZE if p.size == "auto" else p.size | 1
+        psf, info = blind.estimate(crop, min(size, (min(rw, rh) // 3) | 1), progress)
+        if p.size == "auto":
+            psf = blind.crop_to_support(psf)
     info.update(region=[x, y, rw, rh], size=list(psf.shape))
     if p.name:
-        psfmod.save(p.name, psf, {"made_by": "psf_estimate", "region": [x, y, rw, rh]})
+        psfmod.save(p.name, psf, {"made_by": f"psf_estimate ({p.method})", "region": [x, y, rw, rh]})
         info["saved_as"] = p.name
     return Result(psf.astype(np.float32), info)

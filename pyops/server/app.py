@@ -227,20 +227,26 @@ def create_app(config: ServerConfig, manager: JobManager) -> FastAPI:
 
     @app.get("/v1/jobs/{job_id}/events", response_class=StreamingResponse,
              responses={200: {"content": {"text/event-stream": {}}, "description": "server-sent events"}})
-    async def events(job_id: str):
-        """Server-sent events: the job's state as JSON each time it changes, until it ends."""
+    async def events(job_id: str, cancel_on_disconnect: bool = False):
+        """Server-sent events: the job's state as JSON each time it changes, until it ends. With
+        `cancel_on_disconnect`, a client that goes away (closed, killed) cancels the job: a GIMP plug-in that the
+        user stops from its progress bar is killed, and its job must not run on."""
         job = find(job_id)
 
         async def stream():
             seen = -1
-            while True:
-                version, view = job.version, job.view()
-                if version != seen:
-                    seen = version
-                    yield f"data: {json.dumps(view, default=str)}\n\n"
-                if view["state"] in TERMINAL:
-                    return
-                await asyncio.sleep(0.01)
+            try:
+                while True:
+                    version, view = job.version, job.view()
+                    if version != seen:
+                        seen = version
+                        yield f"data: {json.dumps(view, default=str)}\n\n"
+                    if view["state"] in TERMINAL:
+                        return
+                    await asyncio.sleep(0.01)
+            finally:
+                if cancel_on_disconnect and job.state not in TERMINAL:
+                    manager.cancel(job)
 
         return StreamingResponse(stream(), media_type="text/event-stream",
                                  headers={"Cache-Control": "no-store"})
