@@ -41,12 +41,12 @@ def _build(ops) -> argparse.ArgumentParser:
     p_ops = sub.add_parser("ops", help="list operators and their parameters")
     p_ops.add_argument("--format", choices=["text", "markdown", "json"], default="text")
 
-    def operator_commands(parent, dest: str, extra=None):
+    def operator_commands(parent, dest: str, extra=None, inputs="+"):
         """One sub-command per operator, its flags generated from the registry."""
         op_sub = parent.add_subparsers(dest=dest, required=True, metavar="OP", parser_class=_Parser)
         for op in ops:
             sp = op_sub.add_parser(op.name, help=op.summary, description=op.summary)
-            sp.add_argument("inputs", nargs="+", metavar="INPUT", type=Path)
+            sp.add_argument("inputs", nargs=inputs, metavar="INPUT", type=Path)
             sp.add_argument("-o", "--output-dir", type=Path, help="folder for results (default: next to each input)")
             sp.add_argument("--format", choices=sorted(FORMATS), help="output format (default: dng for raw-domain "
                             "results, else 16-bit linear TIFF)")
@@ -58,6 +58,17 @@ def _build(ops) -> argparse.ArgumentParser:
                                 help=_flag_help(d))
 
     operator_commands(sub.add_parser("run", help="run an operator on files, in this process"), "op")
+
+    def batch_flags(sp):
+        sp.add_argument("--from-list", type=Path, metavar="FILE", help="read input paths from FILE, one per line")
+        sp.add_argument("--scheduler", metavar="ADDRESS", help="a running Dask scheduler (tcp://host:8786); default: "
+                        "a local cluster with one worker per core")
+        sp.add_argument("--workers", type=int, help="workers of the local cluster (default: one per core)")
+        sp.add_argument("--ship", action="store_true", help="send the files' bytes to the workers instead of sharing "
+                        "paths (workers without the same storage)")
+
+    operator_commands(sub.add_parser("batch", help="run an operator on many files on a Dask cluster (resumable)"),
+                      "op", batch_flags, inputs="*")
 
     p_serve = sub.add_parser("serve", help="start the operator server (see README: security model)")
     p_serve.add_argument("--host", default="127.0.0.1", help="interface to bind (default 127.0.0.1)")
@@ -175,6 +186,60 @@ def _run(args, op) -> int:
     return 1 if failed else 0
 
 
+def _batch(args, op) -> int:
+    from tqdm import tqdm
+
+    from pyops import batch
+
+    params = _params(args, op)
+    if params is None:
+        return 2
+    inputs = list(args.inputs)
+    if args.from_list:
+        try:
+            inputs += [Path(line.strip()) for line in args.from_list.read_text().splitlines() if line.strip()]
+        except OSError as err:
+            print(f"pyops: batch: {err}", file=sys.stderr)
+            return 2
+    if not inputs:
+        print("pyops: batch: no input files (give paths or --from-list FILE)", file=sys.stderr)
+        return 2
+    try:
+        client = batch.connect(args.scheduler, args.workers)
+    except (OSError, TimeoutError, ValueError) as err:
+        print(f"pyops: batch: cannot reach the Dask scheduler {args.scheduler}: {err}", file=sys.stderr)
+        return 2
+    bar = tqdm(total=len(inputs), unit="file", file=sys.stderr)
+    workers = len(client.scheduler_info().get("workers", {}))
+    tqdm.write(f"pyops batch: {len(inputs)} files, {workers} workers, dashboard {client.dashboard_link}",
+               file=sys.stderr)
+
+    def event(kind: str, item: dict) -> None:
+        bar.update(1)
+        if kind == "error":
+            tqdm.write(f"pyops: {op.name}: {item['input']}: {item['error']}", file=sys.stderr)
+        elif args.json:
+            tqdm.write(json.dumps(dict(item, event=kind)))
+        else:
+            tqdm.write(f"{item['input']} -> {item['output']}" + (" (already done)" if kind == "skipped" else ""))
+
+    try:
+        summary = batch.run(op.name, params.model_dump(), inputs, client, args.output_dir, args.format, args.ship, event)
+    except KeyboardInterrupt:
+        bar.close()
+        print(f"pyops batch: interrupted after {bar.n} of {len(inputs)}; run the same command again to do the rest",
+              file=sys.stderr)
+        return 130
+    finally:
+        bar.close()
+        client.close()
+        if client.cluster is not None:
+            client.cluster.close()
+    print(f"pyops batch: {len(summary.done)} done ({sum(d['skipped'] for d in summary.done)} already), "
+          f"{len(summary.failed)} failed", file=sys.stderr)
+    return 1 if summary.failed else 0
+
+
 def _provenance(files: list[Path], as_json: bool) -> int:
     from pyops import provenance
 
@@ -281,6 +346,8 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.command == "run":
         return _run(args, next(o for o in ops if o.name == args.op))
+    if args.command == "batch":
+        return _batch(args, next(o for o in ops if o.name == args.op))
     if args.command == "serve":
         from pyops.server.main import serve
 

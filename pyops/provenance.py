@@ -23,11 +23,11 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
-def _jsonable(value: Any) -> Any:
+def jsonable(value: Any) -> Any:
     if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
+        return {str(k): jsonable(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
+        return [jsonable(v) for v in value]
     if isinstance(value, (str, int, bool)) or value is None:
         return value
     try:
@@ -43,10 +43,10 @@ def record(source: Path, operator: str, params: dict[str, Any], info: dict[str, 
         "Xmp.xmpMM.DerivedFrom/stRef:documentID": "sha256:" + sha256_file(source),
         "Xmp.xmp.CreatorTool": f"pyops {__version__}",
         f"Xmp.{PREFIX}.operator": operator,
-        f"Xmp.{PREFIX}.parameters": json.dumps(_jsonable(params), sort_keys=True),
+        f"Xmp.{PREFIX}.parameters": json.dumps(jsonable(params), sort_keys=True),
         f"Xmp.{PREFIX}.version": __version__,
         f"Xmp.{PREFIX}.created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        f"Xmp.{PREFIX}.info": json.dumps(_jsonable(info), sort_keys=True),
+        f"Xmp.{PREFIX}.info": json.dumps(jsonable(info), sort_keys=True),
     }
 
 

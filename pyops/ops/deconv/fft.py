@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 
-THREADS = os.cpu_count() or 1
+THREADS = int(os.environ.get("PYOPS_THREADS") or os.cpu_count() or 1)  # pyops batch sets 1 per worker
 
 
 def good_size(n: int) -> int:

@@ -1,0 +1,125 @@
+"""`pyops batch` on Dask: a LocalCluster with 2 workers (results equal pyops.run, a killed worker, Ctrl-C and
+re-run), and a scheduler and a worker started as separate processes on 127.0.0.1, as a user's cluster is."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+
+import pyops
+from pyops import batch
+from pyops.io.images import read_image
+
+PYOPS = [sys.executable, "-m", "pyops"]
+
+
+def _images(folder: Path, n: int, size=(96, 128)) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(n)
+    paths = []
+    for i in range(n):
+        p = folder / f"img{i:02d}.tif"
+        tifffile.imwrite(p, (rng.random((*size, 3)) * 0.6 + 0.1).astype(np.float32), photometric="rgb")
+        paths.append(p)
+    return paths
+
+
+def _results(out: Path) -> list[str]:
+    return sorted(p.name for p in out.iterdir() if not p.name.startswith("."))
+
+
+@pytest.fixture(scope="module")
+def client():
+    c = batch.connect(None, 2)
+    yield c
+    c.close()
+    c.cluster.close()
+
+
+def test_batch_results_equal_pyops_run_one_by_one(client, tmp_path):
+    inputs = _images(tmp_path / "in", 40)
+    for op, params in (("bin", {"factor": 2}), ("deconvolve", {"psf": "gaussian:sigma=1.2", "iterations": 10})):
+        out = tmp_path / f"out-{op}"
+        summary = batch.run(op, params, inputs, client, out, "tif32")
+        assert len(summary.done) == 40 and not summary.failed
+        assert _results(out) == [f"img{i:02d}_pyops-{op}.tif" for i in range(40)]
+        for src in inputs[::7]:
+            got = read_image(out / f"{src.stem}_pyops-{op}.tif").pixels
+            np.testing.assert_allclose(got, pyops.run(op, src, **params), atol=1e-5)
+
+
+def test_a_killed_worker_still_gives_every_result_exactly_once(client, tmp_path):
+    inputs = _images(tmp_path / "in", 40, size=(256, 256))
+    out = tmp_path / "out"
+    killed = []
+
+    def kill_one(kind, item):
+        if kind == "result" and not killed:
+            pids = client.run(os.getpid)  # worker address → pid
+            killed.append(next(iter(pids.values())))
+            os.kill(killed[0], signal.SIGKILL)
+
+    summary = batch.run("deconvolve", {"psf": "gaussian:sigma=1.5", "iterations": 30}, inputs, client, out,
+                        on_event=kill_one)
+    assert killed and not summary.failed and len(summary.done) == 40
+    assert _results(out) == [f"img{i:02d}_pyops-deconvolve.tif" for i in range(40)]  # no _01: nothing twice
+
+
+def test_ctrl_c_then_the_same_command_computes_only_the_missing(tmp_path):
+    _images(tmp_path / "in", 40, size=(384, 384))
+    out = tmp_path / "out"
+    cmd = [*PYOPS, "batch", "deconvolve", *sorted(map(str, (tmp_path / "in").iterdir())), "-o", str(out),
+           "--psf", "gaussian:sigma=1.5", "--iterations", "40", "--workers", "2", "--json"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and (not out.exists() or len(_results(out)) < 5):
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "run the same command again" in err
+    first = _results(out)
+    assert 5 <= len(first) < 40
+    again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stderr
+    events = [json.loads(line) for line in again.stdout.splitlines()]
+    assert sum(e["event"] == "skipped" for e in events) == len(first)
+    assert sum(e["event"] == "result" for e in events) == 40 - len(first)
+    assert _results(out) == [f"img{i:02d}_pyops-deconvolve.tif" for i in range(40)]
+
+
+def test_batch_on_a_separately_started_scheduler_and_worker(tmp_path):
+    inputs = _images(tmp_path / "in", 8)
+    dask = Path(sys.executable).with_name("dask")
+    sched_file = tmp_path / "scheduler.json"
+    scheduler = subprocess.Popen([str(dask), "scheduler", "--host", "127.0.0.1", "--port", "0",
+                                  "--dashboard-address", ":0", "--scheduler-file", str(sched_file)],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    worker = None
+    try:
+        deadline = time.time() + 60
+        while not sched_file.exists() and time.time() < deadline:
+            time.sleep(0.2)
+        address = json.loads(sched_file.read_text())["address"]
+        worker = subprocess.Popen([str(dask), "worker", address, "--nworkers", "1", "--nthreads", "1"],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        res = subprocess.run([*PYOPS, "batch", "bin", *map(str, inputs), "-o", str(tmp_path / "out"),
+                              "--scheduler", address, "--json"], capture_output=True, text=True, timeout=300)
+        assert res.returncode == 0, res.stderr
+        assert "1 workers" in res.stderr
+        assert _results(tmp_path / "out") == [f"img{i:02d}_pyops-bin.tif" for i in range(8)]
+        bad = subprocess.run([*PYOPS, "batch", "bin", str(inputs[0]), "--scheduler", "tcp://127.0.0.1:9"],
+                             capture_output=True, text=True, timeout=120)
+        assert bad.returncode == 2 and "cannot reach the Dask scheduler" in bad.stderr
+    finally:
+        for p in (worker, scheduler):
+            if p is not None:
+                p.terminate()
+                p.wait(timeout=30)
