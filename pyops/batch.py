@@ -50,6 +50,15 @@ def existing_result(source: Path, op_name: str, params: dict[str, Any], out_dir:
     return None
 
 
+def _worker() -> str | None:
+    from distributed import get_worker
+
+    try:
+        return get_worker().address
+    except ValueError:  # not on a worker
+        return None
+
+
 def process_one(op_name: str, params: dict[str, Any], source: str, out_dir: str | None, fmt: str | None) -> dict:
     """One file on a worker: the existing complete result, or a new one."""
     from pyops.process import process_file
@@ -58,9 +67,9 @@ def process_one(op_name: str, params: dict[str, Any], source: str, out_dir: str 
     target = Path(out_dir) if out_dir else src.parent
     done = existing_result(src, op_name, params, target) if target.is_dir() else None
     if done is not None:
-        return {"input": source, "output": str(done), "skipped": True}
+        return {"input": source, "output": str(done), "skipped": True, "worker": _worker()}
     outcome = process_file(op_name, params, src, target, fmt)
-    return {"input": source, "output": str(outcome.output), "skipped": False}
+    return {"input": source, "output": str(outcome.output), "skipped": False, "worker": _worker(), "info": outcome.info}
 
 
 def process_shipped(op_name: str, params: dict[str, Any], name: str, data: bytes, fmt: str | None) -> tuple[str, bytes]:

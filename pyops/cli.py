@@ -80,6 +80,8 @@ def _build(ops) -> argparse.ArgumentParser:
     p_serve.add_argument("--job-timeout", type=float, default=3600.0, help="per-job time limit in s (default 3600)")
     p_serve.add_argument("--allow-remote", action="store_true", help="allow binding a non-loopback interface")
     p_serve.add_argument("--detach", action="store_true", help="run in the background and return when it answers")
+    p_serve.add_argument("--scheduler", metavar="ADDRESS", help="hand jobs of several files (path mode) to this Dask "
+                         "scheduler, as `pyops batch` does")
 
     p_client = sub.add_parser("client", help="use the operator server (started on demand)")
     client_sub = p_client.add_subparsers(dest="client_command", required=True, parser_class=_Parser)
@@ -352,7 +354,8 @@ def main(argv: list[str] | None = None) -> int:
         from pyops.server.main import serve
 
         return serve(args.host, args.port, args.allow_root, args.workers, args.detach, args.max_megapixels,
-                     args.job_timeout, args.allow_remote, (argv if argv is not None else sys.argv[1:])[1:])
+                     args.job_timeout, args.allow_remote, (argv if argv is not None else sys.argv[1:])[1:],
+                     args.scheduler)
     if args.command == "client":
         return _client(args, ops)
     if args.command == "psf":

@@ -95,31 +95,56 @@ def test_ctrl_c_then_the_same_command_computes_only_the_missing(tmp_path):
     assert _results(out) == [f"img{i:02d}_pyops-deconvolve.tif" for i in range(40)]
 
 
-def test_batch_on_a_separately_started_scheduler_and_worker(tmp_path):
-    inputs = _images(tmp_path / "in", 8)
+@pytest.fixture(scope="module")
+def dask_processes(tmp_path_factory):
+    """A scheduler and one worker started as separate `dask` processes on 127.0.0.1; yields the address."""
+    tmp = tmp_path_factory.mktemp("dask")
     dask = Path(sys.executable).with_name("dask")
-    sched_file = tmp_path / "scheduler.json"
-    scheduler = subprocess.Popen([str(dask), "scheduler", "--host", "127.0.0.1", "--port", "0",
-                                  "--dashboard-address", ":0", "--scheduler-file", str(sched_file)],
-                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    worker = None
+    sched_file = tmp / "scheduler.json"
+    procs = [subprocess.Popen([str(dask), "scheduler", "--host", "127.0.0.1", "--port", "0", "--dashboard-address",
+                               ":0", "--scheduler-file", str(sched_file)], stdout=subprocess.DEVNULL,
+                              stderr=subprocess.DEVNULL)]
     try:
         deadline = time.time() + 60
         while not sched_file.exists() and time.time() < deadline:
             time.sleep(0.2)
         address = json.loads(sched_file.read_text())["address"]
-        worker = subprocess.Popen([str(dask), "worker", address, "--nworkers", "1", "--nthreads", "1"],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        res = subprocess.run([*PYOPS, "batch", "bin", *map(str, inputs), "-o", str(tmp_path / "out"),
-                              "--scheduler", address, "--json"], capture_output=True, text=True, timeout=300)
-        assert res.returncode == 0, res.stderr
-        assert "1 workers" in res.stderr
-        assert _results(tmp_path / "out") == [f"img{i:02d}_pyops-bin.tif" for i in range(8)]
-        bad = subprocess.run([*PYOPS, "batch", "bin", str(inputs[0]), "--scheduler", "tcp://127.0.0.1:9"],
-                             capture_output=True, text=True, timeout=120)
-        assert bad.returncode == 2 and "cannot reach the Dask scheduler" in bad.stderr
+        procs.append(subprocess.Popen([str(dask), "worker", address, "--nworkers", "1", "--nthreads", "1"],
+                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+        yield address
     finally:
-        for p in (worker, scheduler):
-            if p is not None:
-                p.terminate()
-                p.wait(timeout=30)
+        for p in reversed(procs):
+            p.terminate()
+            p.wait(timeout=30)
+
+
+def test_batch_on_a_separately_started_scheduler_and_worker(tmp_path, dask_processes):
+    inputs = _images(tmp_path / "in", 8)
+    res = subprocess.run([*PYOPS, "batch", "bin", *map(str, inputs), "-o", str(tmp_path / "out"),
+                          "--scheduler", dask_processes, "--json"], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    assert "1 workers" in res.stderr
+    assert _results(tmp_path / "out") == [f"img{i:02d}_pyops-bin.tif" for i in range(8)]
+    bad = subprocess.run([*PYOPS, "batch", "bin", str(inputs[0]), "--scheduler", "tcp://127.0.0.1:9"],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "cannot reach the Dask scheduler" in bad.stderr
+
+
+def test_the_server_hands_a_multi_file_job_to_the_cluster(tmp_path, dask_processes):
+    from pyops.client import wait_for
+    from tests.server_helpers import start_server
+
+    inputs = _images(tmp_path / "in", 6)
+    srv = start_server(tmp_path / "srv", tmp_path, "--scheduler", dask_processes)
+    try:
+        assert srv.conn.json("GET", "/v1/health")["scheduler"] == dask_processes
+        job = srv.conn.json("POST", "/v1/jobs", {"operator": "bin", "inputs": [{"path": str(p)} for p in inputs],
+                                                 "output": {"dir": str(tmp_path / "out")}})
+        view = wait_for(srv.conn, job["id"])
+    finally:
+        srv.stop()
+    assert view["state"] == "done" and {r["info"]["worker"].split(":")[1] for r in view["results"]} == {"//127.0.0.1"}
+    assert [Path(r["output"]).name for r in view["results"]] == [f"img{i:02d}_pyops-bin.tif" for i in range(6)]
+    for src in inputs[::2]:
+        np.testing.assert_allclose(read_image(tmp_path / "out" / f"{src.stem}_pyops-bin.tif").pixels,
+                                   np.clip(pyops.run("bin", src), 0, 1), atol=1 / 65535 + 1e-6)

@@ -123,7 +123,7 @@ def create_app(config: ServerConfig, manager: JobManager) -> FastAPI:
 
     @app.get("/v1/health")
     def health() -> dict[str, Any]:
-        return {"status": "ok", "version": __version__, "jobs": manager.counts()}
+        return {"status": "ok", "version": __version__, "jobs": manager.counts(), "scheduler": manager.scheduler}
 
     @app.get("/v1/operators")
     def list_operators() -> list[dict[str, Any]]:

@@ -66,9 +66,11 @@ class Job:
 
 
 class JobManager:
-    def __init__(self, workers: int = 1, time_limit: float = 3600.0):
+    def __init__(self, workers: int = 1, time_limit: float = 3600.0, scheduler: str | None = None):
         self.jobs: dict[str, Job] = {}
         self.time_limit = time_limit
+        self.scheduler = scheduler  # a Dask scheduler for jobs of several files in path mode
+        self._dask = None
         self._lock = threading.Lock()
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pyops-job")
 
@@ -95,6 +97,71 @@ class JobManager:
         for job in list(self.jobs.values()):
             job.cancel.set()
         self._pool.shutdown(wait=True, cancel_futures=True)
+        if self._dask is not None:
+            self._dask.close()
+
+    def _run_here(self, job: Job, deadline: float) -> None:
+        """The job's files one after the other in this process, each result recorded as it ends."""
+        n = len(job.inputs)
+        for i, (path, name) in enumerate(zip(job.inputs, job.names)):
+            def progress(fraction: float, message: str, i=i, name=name) -> None:
+                if job.cancel.is_set():
+                    raise Cancelled()
+                if time.time() > deadline:
+                    raise TimeLimit()
+                self._update(job, (i + fraction) / n, f"{message} {Path(name).name}")
+
+            progress(0.0, "starting")
+            result = FileResult(name)
+            try:
+                out = process_file(job.operator, job.params, path, job.out_dir, job.fmt, progress)
+                result.output, result.info = out.output, out.info
+            except (InputError, ParamError, ValueError, OSError) as err:
+                result.error = str(err).replace(str(path), name)
+            except Cancelled:
+                raise
+            except Exception as err:  # a bug or a library failure on one file: report it, go on
+                log.exception("job %s: %s failed", job.id, name)
+                result.error = f"internal error: {type(err).__name__}: {err}"
+            job.results.append(result)
+            self._update(job, (i + 1) / n, f"{'failed' if result.error else 'done'} {Path(name).name}")
+
+    def _run_on_cluster(self, job: Job, deadline: float) -> None:
+        """Every file of `job` as a task of the batch engine on the Dask cluster (same results as `pyops batch`:
+        a file with a complete result of the same source and parameters keeps it)."""
+        from distributed import Client
+
+        from pyops import batch
+
+        if self._dask is None:
+            self._dask = Client(self.scheduler, timeout="30s")
+        params = job.params.model_dump(mode="json")
+        out_dir = str(job.out_dir) if job.out_dir else None
+        futures = [self._dask.submit(batch.process_one, job.operator, params, str(p), out_dir, job.fmt, pure=False)
+                   for p in job.inputs]
+        try:
+            while True:
+                if job.cancel.is_set():
+                    raise Cancelled()
+                if time.time() > deadline:
+                    raise TimeLimit()
+                finished = sum(f.done() for f in futures)
+                self._update(job, finished / len(futures), f"{finished} of {len(futures)} files done on the cluster")
+                if finished == len(futures):
+                    break
+                time.sleep(0.1)
+        except (Cancelled, TimeLimit):
+            self._dask.cancel(futures)
+            raise
+        for fut, name in zip(futures, job.names):
+            result = FileResult(name)
+            if fut.status == "error":
+                result.error = str(fut.exception())
+            else:
+                done = fut.result()
+                result.output = Path(done["output"])
+                result.info = dict(done.get("info", {}), worker=done["worker"], already_done=done["skipped"])
+            job.results.append(result)
 
     def _update(self, job: Job, progress: float | None = None, message: str | None = None) -> None:
         if progress is not None:
@@ -116,28 +183,10 @@ class JobManager:
         deadline = job.started + self.time_limit
         n = len(job.inputs)
         try:
-            for i, (path, name) in enumerate(zip(job.inputs, job.names)):
-                def progress(fraction: float, message: str, i=i, name=name) -> None:
-                    if job.cancel.is_set():
-                        raise Cancelled()
-                    if time.time() > deadline:
-                        raise TimeLimit()
-                    self._update(job, (i + fraction) / n, f"{message} {Path(name).name}")
-
-                progress(0.0, "starting")
-                result = FileResult(name)
-                try:
-                    out = process_file(job.operator, job.params, path, job.out_dir, job.fmt, progress)
-                    result.output, result.info = out.output, out.info
-                except (InputError, ParamError, ValueError, OSError) as err:
-                    result.error = str(err).replace(str(path), name)
-                except Cancelled:
-                    raise
-                except Exception as err:  # a bug or a library failure on one file: report it, go on
-                    log.exception("job %s: %s failed", job.id, name)
-                    result.error = f"internal error: {type(err).__name__}: {err}"
-                job.results.append(result)
-                self._update(job, (i + 1) / n, f"{'failed' if result.error else 'done'} {Path(name).name}")
+            if self.scheduler and n > 1 and job.mode == "path":
+                self._run_on_cluster(job, deadline)
+            else:
+                self._run_here(job, deadline)
         except TimeLimit:
             self._finish(job, "failed", "time limit", f"time limit of {self.time_limit:g} s exceeded")
             return

@@ -92,7 +92,7 @@ def _detach(argv: list[str]) -> int:
 
 
 def serve(host: str, port: int, roots: list[Path], workers: int, detach: bool, max_megapixels: float,
-          time_limit: float, allow_remote: bool, argv: list[str]) -> int:
+          time_limit: float, allow_remote: bool, argv: list[str], scheduler: str | None = None) -> int:
     if host not in LOOPBACK and not allow_remote:
         print(f"pyops: error: binding {host} would expose the server beyond this machine; add --allow-remote "
               "if that is really wanted", file=sys.stderr)
@@ -132,7 +132,7 @@ def serve(host: str, port: int, roots: list[Path], workers: int, detach: bool, m
     config = ServerConfig(token=secrets.token_urlsafe(32), roots=real_roots, spool=spool, workers=workers,
                           time_limit=time_limit, max_megapixels=max_megapixels,
                           extra_hosts=set() if host in LOOPBACK else {host})
-    manager = JobManager(workers, time_limit)
+    manager = JobManager(workers, time_limit, scheduler)
     app = create_app(config, manager)
     url_host = f"[{host}]" if ":" in host else host
     state.write_state({"pid": os.getpid(), "host": host, "port": port, "url": f"http://{url_host}:{port}",
