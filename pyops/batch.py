@@ -113,7 +113,12 @@ def connect(scheduler: str | None, workers: int | None):
     n, threads = local_cluster_size()
     n = workers or n
     env = {"NUMBA_NUM_THREADS": str(threads), "PYOPS_THREADS": str(threads), "OMP_NUM_THREADS": str(threads)}
-    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, env=env, dashboard_address=":0")
+    saved = dict(os.environ)
+    try:
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, env=env, dashboard_address=":0")
+    finally:  # distributed sets OMP_NUM_THREADS=1 & co. in this process too while spawning: keep ours unchanged
+        os.environ.clear()
+        os.environ.update(saved)
     return Client(cluster)
 
 

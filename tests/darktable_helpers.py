@@ -73,7 +73,7 @@ def _run_once(exe: str, version: str, cfg: Path, cache: Path, tmp: Path, work: P
             subprocess.run([sys.executable, "-m", "pyops", "client", "stop"], env=env, capture_output=True, timeout=60)
 
 
-def run_darktable(work: Path, driver_lua: str, timeout: float = 300, conf: tuple[str, ...] = (),
+def run_darktable(work: Path, driver_lua: str, timeout: float = 600, conf: tuple[str, ...] = (),
                   version: str = "4.2") -> DarktableRun:
     """Start darktable with the installed script and `driver_lua` run from luarc, wait for it to quit."""
     exe = require_darktable(version)

@@ -38,13 +38,20 @@ def _results(out: Path) -> list[str]:
 
 @pytest.fixture(scope="module")
 def client():
+    saved = dict(os.environ)  # a nanny restarting a killed worker sets OMP_NUM_THREADS=1 & co. here again
     c = batch.connect(None, 2)
     yield c
     c.close()
     c.cluster.close()
+    os.environ.clear()
+    os.environ.update(saved)
 
 
 def test_batch_results_equal_pyops_run_one_by_one(client, tmp_path):
+    import urllib.request
+
+    with urllib.request.urlopen(client.dashboard_link, timeout=30) as page:  # the link pyops batch prints
+        assert page.status == 200
     inputs = _images(tmp_path / "in", 40)
     for op, params in (("bin", {"factor": 2}), ("deconvolve", {"psf": "gaussian:sigma=1.2", "iterations": 10})):
         out = tmp_path / f"out-{op}"
@@ -54,6 +61,28 @@ def test_batch_results_equal_pyops_run_one_by_one(client, tmp_path):
         for src in inputs[::7]:
             got = read_image(out / f"{src.stem}_pyops-{op}.tif").pixels
             np.testing.assert_allclose(got, pyops.run(op, src, **params), atol=1e-5)
+
+
+def test_a_local_cluster_leaves_this_process_environment_alone():
+    before = dict(os.environ)  # distributed sets OMP_NUM_THREADS=1 & co. while spawning workers
+    c = batch.connect(None, 1)
+    try:
+        assert dict(os.environ) == before
+    finally:
+        c.close()
+        c.cluster.close()
+
+
+def test_ship_sends_bytes_and_writes_the_results_here(client, tmp_path):
+    inputs = _images(tmp_path / "in", 6)
+    out = tmp_path / "out"
+    summary = batch.run("bin", {"factor": 2}, inputs, client, out, "tif32", ship=True)
+    assert len(summary.done) == 6 and not summary.failed
+    assert _results(out) == [f"img{i:02d}_pyops-bin.tif" for i in range(6)]
+    np.testing.assert_allclose(read_image(out / "img03_pyops-bin.tif").pixels, pyops.run("bin", inputs[3], factor=2),
+                               atol=1e-5)
+    again = batch.run("bin", {"factor": 2}, inputs, client, out, "tif32", ship=True)
+    assert all(d["skipped"] for d in again.done) and len(_results(out)) == 6
 
 
 def test_a_killed_worker_still_gives_every_result_exactly_once(client, tmp_path):
