@@ -13,6 +13,7 @@ with `ship=True`, get the file's bytes and send the result's bytes back for the 
 """
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import tempfile
@@ -132,9 +133,8 @@ def run(op_name: str, params: dict[str, Any], inputs: Iterable[Path], client, ou
     params = op.parse(dict(params)).model_dump(mode="json")
     report = on_event or (lambda kind, item: None)
     summary = Summary()
-    futures = {}
-    for path in inputs:
-        path = Path(path)
+    todo = []
+    for path in map(Path, inputs):
         target = out_dir or path.parent
         if not path.is_file():
             item = {"input": str(path), "error": "no such file"}
@@ -147,15 +147,29 @@ def run(op_name: str, params: dict[str, Any], inputs: Iterable[Path], client, ou
             summary.done.append(item)
             report("skipped", item)
             continue
-        if ship:
+        todo.append(path)
+
+    futures = {}
+
+    def submit(path: Path):
+        if ship:  # bytes travel with the task: read each file only when a slot is free
             fut = client.submit(process_shipped, op.name, params, path.name, path.read_bytes(), fmt, pure=False)
         else:
             fut = client.submit(process_one, op.name, params, str(path.resolve()),
                                 str(out_dir.resolve()) if out_dir else None, fmt, pure=False)
         futures[fut] = path
+        return fut
+
+    # shipped files are held in memory until processed: keep two per worker in flight, not the whole batch
+    window = 2 * max(len(client.scheduler_info().get("workers", {})), 1) if ship else len(todo)
+    queue = iter(todo)
+    running = as_completed([submit(p) for p in itertools.islice(queue, window)])
     try:
-        for fut in as_completed(list(futures)):
-            path = futures[fut]
+        for fut in running:
+            path = futures.pop(fut)
+            following = next(queue, None)
+            if following is not None:
+                running.add(submit(following))
             if fut.status == "error":
                 item = {"input": str(path), "error": str(fut.exception())}
                 summary.failed.append(item)
