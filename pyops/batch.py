@@ -26,6 +26,9 @@ from pyops.io.images import FORMATS
 from pyops.registry import get
 
 
+WITH_METADATA = {suffix for suffix in FORMATS.values() if suffix != ".npy"}  # files that carry provenance
+
+
 @dataclass
 class Summary:
     done: list[dict] = field(default_factory=list)  # {"input", "output", "skipped"}
@@ -45,7 +48,7 @@ def existing_result(source: Path, op_name: str, params: dict[str, Any], out_dir:
     digest = digest or provenance.sha256_file(source)
     key = _params_key(params)
     for path in candidates:
-        rec = provenance.read(path) if path.suffix.lower() in {s for s in FORMATS.values() if s != ".npy"} else None
+        rec = provenance.read(path) if path.suffix.lower() in WITH_METADATA else None
         if rec and rec["operator"] == op_name and rec["source_sha256"] == digest and _params_key(rec["parameters"]) == key:
             return path
     return None

@@ -307,7 +307,7 @@ def _psf(args) -> int:
     try:
         if args.psf_command == "list":
             for name in psfmod.names():
-                meta = psfmod.load(name)[1]
+                meta = psfmod.record(name)
                 print(f"{name}\t{meta.get('shape')}\t{meta.get('made_by', '')}")
             return 0
         if args.psf_command == "save":

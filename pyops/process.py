@@ -39,7 +39,7 @@ def process_file(op_name: str, params: dict[str, Any] | Params, source: Path, ou
     source = check_input(Path(source))
     if fmt is not None and fmt not in FORMATS:
         raise ValueError(f"unknown format {fmt!r} (known: {', '.join(FORMATS)})")
-    if op.output == "psf" and not getattr(p, "name", "x"):
+    if op.output == "psf" and not p.name:
         from pyops.operators.psf_estimate import library_name
 
         p = p.model_copy(update={"name": library_name(source.stem)})  # a PSF from a file is always kept

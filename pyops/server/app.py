@@ -137,7 +137,7 @@ def create_app(config: ServerConfig, manager: JobManager) -> FastAPI:
 
         out = []
         for name in psfmod.names():
-            meta = psfmod.load(name)[1]
+            meta = psfmod.record(name)
             out.append({"name": name, "shape": meta.get("shape"), "made_by": meta.get("made_by", "")})
         return out
 

@@ -18,6 +18,7 @@ centroid, in pyops' convolution convention (blurred = fftconvolve(sharp, psf, "s
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -51,28 +52,40 @@ def _grad(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.roll(x, -1, 1) - x, np.roll(x, -1, 0) - x
 
 
-def _difference_otfs(shape, fft) -> tuple[np.ndarray, np.ndarray]:
-    dx = np.zeros(shape, np.float32)
-    dy = np.zeros(shape, np.float32)
-    dx[0, 0] = dy[0, 0] = -1
-    dx[0, -1] = dy[-1, 0] = 1  # convolution kernels of the forward differences
-    return fft.rfft(dx), fft.rfft(dy)
+@dataclass
+class Blurred:
+    """The blurred region at one scale and the spectra every pass at that scale reuses."""
+
+    f: np.ndarray  # tapered to be periodic, float32
+    fft: object
+    spectrum: np.ndarray = field(init=False)
+    dx: np.ndarray = field(init=False)  # transfer functions of the forward differences
+    dy: np.ndarray = field(init=False)
+    grad_spectra: tuple[np.ndarray, np.ndarray] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.spectrum = self.fft.rfft(self.f)
+        d = np.zeros((2, *self.f.shape), np.float32)
+        d[:, 0, 0] = -1
+        d[0, 0, -1] = d[1, -1, 0] = 1  # convolution kernels of the forward differences
+        self.dx, self.dy = self.fft.rfft(d[0]), self.fft.rfft(d[1])
+        self.grad_spectra = tuple(self.fft.rfft(g) for g in _grad(self.f))
 
 
-def latent(f: np.ndarray, kernel: np.ndarray, lam: float, fft) -> np.ndarray:
+def latent(b: Blurred, kernel: np.ndarray, lam: float) -> np.ndarray:
     """The sharp image under an L0 gradient prior (Xu et al. 2013), by half-quadratic splitting."""
-    k_otf = fftmod.otf(kernel.astype(np.float32), f.shape, fft)
-    dx, dy = _difference_otfs(f.shape, fft)
-    num0 = np.conj(k_otf) * fft.rfft(f)
+    fft = b.fft
+    k_otf = fftmod.otf(kernel.astype(np.float32), b.f.shape, fft)
+    num0 = np.conj(k_otf) * b.spectrum
     den_k = np.abs(k_otf) ** 2
-    den_d = np.abs(dx) ** 2 + np.abs(dy) ** 2
-    u, beta = f, 2 * lam
+    den_d = np.abs(b.dx) ** 2 + np.abs(b.dy) ** 2
+    u, beta = b.f, 2 * lam
     while beta < BETA_MAX:
         h, v = _grad(u)
         small = h * h + v * v < lam / beta
         h[small] = 0
         v[small] = 0
-        num = num0 + beta * (np.conj(dx) * fft.rfft(h) + np.conj(dy) * fft.rfft(v))
+        num = num0 + beta * (np.conj(b.dx) * fft.rfft(h) + np.conj(b.dy) * fft.rfft(v))
         u = fft.irfft(num / (den_k + beta * den_d))
         beta *= 2
     return u
@@ -83,19 +96,19 @@ def _crop_centre(full: np.ndarray, size: int) -> np.ndarray:
     return np.roll(full, (r, r), axis=(0, 1))[:size, :size]
 
 
-def kernel_step(u: np.ndarray, f: np.ndarray, k0: np.ndarray, fft) -> np.ndarray:
+def kernel_step(u: np.ndarray, b: Blurred, k0: np.ndarray) -> np.ndarray:
     """Least-squares kernel on the gradients, size of `k0`, by conjugate gradients from `k0` (Pan et al.)."""
-    size = k0.shape[0]
+    fft, size = b.fft, k0.shape[0]
     ux, uy = (fft.rfft(g) for g in _grad(u))
-    fx, fy = (fft.rfft(g) for g in _grad(f))
+    fx, fy = b.grad_spectra
     gram = (np.abs(ux) ** 2 + np.abs(uy) ** 2).astype(np.float32)
 
     def normal(k: np.ndarray) -> np.ndarray:
         return _crop_centre(fft.irfft(gram * fftmod.otf(k.astype(np.float32), u.shape, fft)), size) + KERNEL_WEIGHT * k
 
-    b = _crop_centre(fft.irfft(np.conj(ux) * fx + np.conj(uy) * fy), size).astype(np.float64)
+    rhs = _crop_centre(fft.irfft(np.conj(ux) * fx + np.conj(uy) * fy), size).astype(np.float64)
     x = k0.astype(np.float64)
-    r = b - normal(x)
+    r = rhs - normal(x)
     p = r.copy()
     rs = float((r * r).sum())
     for _ in range(CG_ITERATIONS):
@@ -104,7 +117,7 @@ def kernel_step(u: np.ndarray, f: np.ndarray, k0: np.ndarray, fft) -> np.ndarray
         x += alpha * p
         r -= alpha * ap
         rs_new = float((r * r).sum())
-        if rs_new < 1e-16 * max(float((b * b).sum()), 1e-30):
+        if rs_new < 1e-16 * max(float((rhs * rhs).sum()), 1e-30):
             break
         p = r + rs_new / rs * p
         rs = rs_new
@@ -169,13 +182,13 @@ def estimate(gray: np.ndarray, size: int, progress: Callable[[float, str], None]
         pad = (ks, ks)
         shape = (fftmod.good_size(fs.shape[0] + 2 * ks), fftmod.good_size(fs.shape[1] + 2 * ks))
         fft = fftmod.plan(shape, backend)
-        padded = fftmod.taper_pad(fs.astype(np.float32), shape, pad)
+        blurred = Blurred(fftmod.taper_pad(fs.astype(np.float32), shape, pad), fft)
         lam = LAMBDA
         for i in range(PASSES):
             if progress:
                 progress((done + ks * ks * i / PASSES) / total, f"estimating the PSF: {ks}×{ks} px scale")
-            u = latent(padded, k, lam, fft)
-            k = project(kernel_step(u, padded, k, fft))
+            u = latent(blurred, k, lam)
+            k = project(kernel_step(u, blurred, k))
             lam = max(lam / 1.1, LAMBDA_MIN)
         done += ks * ks
     psf = normalize(centre(k))

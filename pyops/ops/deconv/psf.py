@@ -170,14 +170,18 @@ def save(name: str, kernel: np.ndarray, record: dict[str, Any]) -> Path:
     return d / f"{name}.npy"
 
 
+def record(name: str) -> dict[str, Any]:
+    """How the library's PSF `name` was made (its JSON record; {} if it has none), without loading the kernel."""
+    meta_path = library_dir() / f"{check_name(name)}.json"
+    return json.loads(meta_path.read_text()) if meta_path.exists() else {}
+
+
 def load(name: str) -> tuple[np.ndarray, dict[str, Any]]:
     d = library_dir()
     path = d / f"{check_name(name)}.npy"
     if not path.exists():
         raise ValueError(f"no PSF named {name!r} in the library ({d})")
-    meta_path = d / f"{name}.json"
-    meta = json.loads(meta_path.read_text()) if meta_path.exists() else {}
-    return normalize(np.load(path, allow_pickle=False)), meta
+    return normalize(np.load(path, allow_pickle=False)), record(name)
 
 
 def names() -> list[str]:
