@@ -12,7 +12,7 @@ from pyops.io.dng import write_dng
 from pyops.io.files import check_input, output_name, write_atomic
 from pyops.io.images import FORMATS, load_input, write_image
 from pyops.io.raw import develop_mosaic
-from pyops.registry import Params, Progress, Result, _no_progress, get
+from pyops.registry import ParamError, Params, Progress, Result, _no_progress, get
 
 
 @dataclass
@@ -26,25 +26,27 @@ def _pick_format(res: Result, fmt: str | None) -> str:
     if fmt is None:
         return "dng" if res.mosaic is not None else "tif16"
     if fmt == "dng" and res.mosaic is None:
-        raise ValueError("format dng is only for raw-domain results (bin --domain bayer)")
+        raise ParamError("format dng is only for raw-domain results (bin --domain bayer)")
     return fmt
 
 
 def process_file(op_name: str, params: dict[str, Any] | Params, source: Path, out_dir: Path | None = None,
-                 fmt: str | None = None, progress: Progress | None = None) -> Outcome:
-    """Run `op_name` on the file `source` and write its result next to it (or in `out_dir`)."""
+                 fmt: str | None = None, progress: Progress | None = None,
+                 source_name: str | None = None) -> Outcome:
+    """Run `op_name` on the file `source` and write its result next to it (or in `out_dir`); the provenance
+    names the source `source_name` if given (an upload's own file name), else by its path."""
     op = get(op_name)
     p = params if isinstance(params, Params) else op.parse(dict(params))
     progress = progress or _no_progress
     source = check_input(Path(source))
     if fmt is not None and fmt not in FORMATS:
-        raise ValueError(f"unknown format {fmt!r} (known: {', '.join(FORMATS)})")
+        raise ParamError(f"unknown format {fmt!r} (known: {', '.join(FORMATS)})")
     if op.output == "psf" and not p.name:
         from pyops.operators.psf_estimate import library_name
 
         p = p.model_copy(update={"name": library_name(source.stem)})  # a PSF from a file is always kept
     image, colorants, notes = load_input(source, op.wants_raw(p))
-    res = op.func(image, p, progress)
+    res = op.apply(image, p, progress)
     fmt = ("npy" if fmt == "npy" else "png") if op.output == "psf" else _pick_format(res, fmt)
     notes += res.info.get("notes", [])
     if fmt == "dng" and res.mosaic.xyz_to_camera is None:
@@ -57,7 +59,7 @@ def process_file(op_name: str, params: dict[str, Any] | Params, source: Path, ou
         pixels, dev_notes = develop_mosaic(res.mosaic)
         notes += dev_notes
     info = dict(res.info, format=fmt, notes=notes)
-    xmp = provenance.record(source, op.name, p.model_dump(), info)
+    xmp = provenance.record(source, op.name, p.model_dump(), info, source_name)
     exif = metadata.capture_exif(source)
 
     def write(tmp: Path) -> None:

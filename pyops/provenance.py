@@ -36,10 +36,12 @@ def jsonable(value: Any) -> Any:
         return str(value)
 
 
-def record(source: Path, operator: str, params: dict[str, Any], info: dict[str, Any]) -> dict[str, str]:
-    """The XMP properties (exiv2 keys → text) describing how a result was made from `source`."""
+def record(source: Path, operator: str, params: dict[str, Any], info: dict[str, Any],
+           source_name: str | None = None) -> dict[str, str]:
+    """The XMP properties (exiv2 keys → text) describing how a result was made from `source` (named
+    `source_name` instead of its path when given: an upload is recorded by its own file name)."""
     return {
-        "Xmp.xmpMM.DerivedFrom/stRef:filePath": str(Path(source).resolve()),
+        "Xmp.xmpMM.DerivedFrom/stRef:filePath": source_name or str(Path(source).resolve()),
         "Xmp.xmpMM.DerivedFrom/stRef:documentID": "sha256:" + sha256_file(source),
         "Xmp.xmp.CreatorTool": f"pyops {__version__}",
         f"Xmp.{PREFIX}.operator": operator,

@@ -50,6 +50,8 @@ class Operator:
     func: Callable[[Any, Params, Progress], Result]
     raw_when: bool | dict[str, tuple] = False  # works on the raw file: always, or when a parameter has one of these values
     output: str = "image"  # "image", or "psf": a blur kernel (saved in the PSF library; its preview is the file)
+    # bytes the operator needs beyond its decoded input, for an input of (height, width, channels): pyops.memory
+    memory: Callable[[int, int, int, Any], int] | None = None
 
     def wants_raw(self, p: Params) -> bool:
         if isinstance(self.raw_when, bool):
@@ -67,6 +69,41 @@ class Operator:
         """Each parameter as a plain dict: name, type, choices, minimum, maximum, default, unit, help."""
         return [describe_field(name, f) for name, f in self.params.model_fields.items()]
 
+    def apply(self, image: Any, p: Params, progress: Progress) -> Result:
+        """Run the operator on a prepared input with the checks every operator shares: non-finite pixels are
+        filled from their neighbours first (and a note says how many), and `clipped_fraction` reports what
+        the output clipped. Both `execute` (arrays) and `process_file` (files) come through here."""
+        from pyops.ops.finite import NoFiniteData, fill_nonfinite
+
+        filled = 0
+        if isinstance(image, np.ndarray) and image.dtype.kind == "f":
+            try:
+                image, filled = fill_nonfinite(image)
+            except NoFiniteData as err:
+                raise ParamError(f"{self.name}: {err}") from None
+        res = self.func(image, p, progress)
+        notes = list(res.info.get("notes", []))
+        if filled:
+            notes.insert(0, f"{filled} non-finite pixel value(s) (NaN/inf) treated as missing and filled from "
+                            "their nearest finite neighbours")
+        if self.output == "image":
+            clipped = output_clipping(res)
+            res.info["clipped_fraction"] = clipped
+            if clipped > 0:
+                notes.append(f"{clipped:.2%} of the output pixels are at or above white (clipped in an integer "
+                             "file or a DNG)")
+        res.info["notes"] = notes
+        return res
+
+
+def output_clipping(res: Result) -> float:
+    """Fraction of output pixels at or above white: a channel ≥ 1.0, or for a raw mosaic a site at or above
+    its white level."""
+    if res.mosaic is not None:
+        return float(np.count_nonzero(res.mosaic.data >= res.mosaic.white)) / max(res.mosaic.data.size, 1)
+    data = res.data.max(axis=-1) if res.data.ndim == 3 else res.data
+    return float(np.count_nonzero(data >= 1.0)) / max(data.size, 1)
+
 
 def _error_lines(err: ValidationError) -> list[str]:
     """One phrase per offending parameter; the alternatives of a union are joined with 'or'."""
@@ -77,7 +114,7 @@ def _error_lines(err: ValidationError) -> list[str]:
             by_field.setdefault(name, []).append("unknown parameter")
             continue
         msg = str(e.get("msg", "")).removeprefix("Value error, ")
-        msg = msg[0].lower() + msg[1:] if msg else msg
+        msg = msg[0].lower() + msg[1:] if msg[1:2].islower() else msg  # not 'pSF'
         if msg not in by_field.setdefault(name, []):
             by_field[name].append(msg)
         if "input" in e and not isinstance(e["input"], dict):
@@ -138,12 +175,13 @@ REGISTRY: dict[str, Operator] = {}
 
 
 def operator(name: str, summary: str, params: type[Params], raw_when: bool | dict[str, tuple] = False,
-             output: str = "image"):
+             output: str = "image", memory: Callable[[int, int, int, Any], int] | None = None):
     """Decorator: register `func(image, params, progress) -> Result` as operator `name`. `raw_when` says when
-    it reads the raw file itself (its mosaic) instead of a developed image; `output` what it makes."""
+    it reads the raw file itself (its mosaic) instead of a developed image; `output` what it makes; `memory`
+    the bytes it needs beyond its input for an H×W×C input (a raw: its sensor size), for memory admission."""
 
     def register(func):
-        REGISTRY[name] = Operator(name, summary, params, func, raw_when, output)
+        REGISTRY[name] = Operator(name, summary, params, func, raw_when, output, memory)
         return func
 
     return register
@@ -194,7 +232,7 @@ def execute(name: str, image: Any, params: dict[str, Any] | Params | None = None
     op = get(name)
     p = params if isinstance(params, Params) else op.parse(dict(params or {}))
     source = prepare_input(op, p, image)
-    return op.func(source, p, progress or _no_progress)
+    return op.apply(source, p, progress or _no_progress)
 
 
 def run(op_name: str, image: Any, *, return_info: bool = False, progress: Progress | None = None, **params):

@@ -121,3 +121,12 @@ def test_grey_images_are_boosted_too():
 def test_ev_is_refused_for_methods_that_choose_their_own_curve():
     with pytest.raises(pyops.ParamError, match="ev is used by the gain and power methods only"):
         pyops.run("boost", _scene(), method="equalize", ev=1.0)
+
+
+def test_rolloff_output_stays_below_white_in_float32():
+    """Issue 10 #13: 1 − e^−x of the shoulder rounds to 1.0 in float32 for bright pixels (and so to 65535)."""
+    x = np.array([[[3.0, 1.0, 0.5], [40.0, 40.0, 40.0], [0.5, 0.25, 0.1]]], np.float32)
+    out = tone.gain(x, 1.0, "rolloff")
+    assert out.max() < 1.0 and out.dtype == np.float32
+    assert out[0, 0, 0] > out[0, 0, 1] > out[0, 0, 2]  # hue kept
+    assert tone.gain(x, 1.0, "clip").max() == 1.0  # a hard clip does reach white

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 
+import imagecodecs
 import numpy as np
 import pytest
 import tifffile
@@ -11,10 +12,10 @@ from PIL import Image as PILImage
 from pyops.color import rgb_to_xyz_d50, srgb_decode, srgb_encode
 from pyops.io import icc
 from pyops.io.files import InputError, output_name, write_atomic
-from pyops.io.images import read_image, write_image
+from pyops.io.images import quantize, read_image, write_image
 from pyops.io.metadata import read_exif
 from pyops.process import process_file
-from tests.conftest import CANON_CHECKER, need
+from tests.conftest import CANON_CHECKER, missing, need
 
 
 def _ramp(h=32, w=48):
@@ -92,6 +93,32 @@ def test_atomic_write_never_overwrites_and_leaves_nothing_on_failure(tmp_path):
     assert sorted(os.listdir(tmp_path)) == names  # no temp file, no final name
 
 
+def test_a_full_disk_leaves_nothing_behind(tmp_path):
+    """A real ENOSPC: `pyops run` writes a result larger than a 256 kB tmpfs (mounted in a private mount
+    namespace, so nothing stays mounted): one line, exit 1, and nothing in the folder, no temp file either."""
+    import shlex
+    import shutil
+    import subprocess
+    import sys
+
+    if shutil.which("unshare") is None or os.geteuid() != 0:
+        missing("a full-disk test needs root and unshare (a private tmpfs)")
+    src = tmp_path / "big.tif"
+    tifffile.imwrite(src, (np.random.default_rng(0).random((400, 400, 3)) * 65535).astype(np.uint16),
+                     photometric="rgb")
+    full = tmp_path / "full"
+    full.mkdir()
+    run = " ".join(shlex.quote(a) for a in (sys.executable, "-m", "pyops", "run", "boost", str(src), "-o", str(full)))
+    script = (f"mount -t tmpfs -o size=256k tmpfs {shlex.quote(str(full))} && {run}; rc=$?; "
+              f"ls -A {shlex.quote(str(full))}; exit $rc")
+    res = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 1, res.stderr
+    errors = [line for line in res.stderr.splitlines() if line.strip()]
+    assert len(errors) == 1 and "No space left on device" in errors[0], res.stderr
+    assert res.stdout.strip() == ""  # the tmpfs held nothing: no result, no temp file
+    assert src.stat().st_size > 256 * 1024 and not list(full.iterdir())
+
+
 def test_process_keeps_the_source_intact_and_carries_exif(tmp_path):
     src = need(CANON_CHECKER)
     before = src.read_bytes()
@@ -99,7 +126,7 @@ def test_process_keeps_the_source_intact_and_carries_exif(tmp_path):
     assert src.read_bytes() == before
     exif = read_exif(res.output)
     source_exif = read_exif(src)
-    for key in ("Exif.Image.Make", "Exif.Image.Model", "Exif.Photo.ExposureTime", "Exif.Photo.FNumber"):
+    for key in ("Exif.Image.Make", "Exif.Image.Model", "Exif.Photo.ExposureTime", "Exif.Photo.DateTimeOriginal"):
         assert exif.get(key) == source_exif.get(key), key
     assert exif["Exif.Image.Orientation"] == "1"
 
@@ -113,3 +140,47 @@ def test_unreadable_inputs_give_one_clear_error(tmp_path):
         read_image(tmp_path / "empty.png")
     with pytest.raises(InputError, match="no such file"):
         read_image(tmp_path / "missing.tif")
+
+
+def test_binned_tiff_does_not_carry_the_source_shape_description(tmp_path):
+    """Issue 10 #9: tifffile's own {"shape": …} description of the source was copied to every result."""
+    import json
+    import warnings
+
+    src = tmp_path / "src.tif"
+    tifffile.imwrite(src, np.random.default_rng(0).random((128, 128, 3)).astype(np.float32), photometric="rgb")
+    assert json.loads(tifffile.TiffFile(src).pages[0].description) == {"shape": [128, 128, 3]}
+    out = process_file("bin", {"factor": 2}, src, tmp_path).output
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with tifffile.TiffFile(out) as tif:
+            data = tif.asarray()
+            description = tif.pages[0].description
+    assert data.shape == (64, 64, 3) and "shape" not in description
+
+
+def test_raw_shooting_data_is_carried_with_a_sane_f_number(tmp_path):
+    """Issue 10 #17: ISO, focal length, lens and camera from a CRW's maker notes; FNumber as n/10."""
+    src = need(CANON_CHECKER)
+    out = process_file("bin", {"factor": 4}, src, tmp_path).output
+    exif = read_exif(out)
+    assert exif["Exif.Image.Make"] == "Canon" and exif["Exif.Image.Model"] == "Canon PowerShot S40"
+    assert int(exif["Exif.Photo.ISOSpeedRatings"]) > 0
+    num, den = (int(v) for v in exif["Exif.Photo.FNumber"].split("/"))
+    assert den == 10 and 2.0 <= num / den <= 8.0
+    focal = [int(v) for v in exif["Exif.Photo.FocalLength"].split("/")]
+    assert 7.0 <= focal[0] / focal[1] <= 21.4  # the S40's 7.1–21.3 mm zoom
+    assert exif["Exif.Photo.LensModel"] == "7.1-21.3 mm"
+    assert exif["Exif.Photo.DateTimeOriginal"] and exif["Exif.Photo.ExposureTime"]
+
+
+def test_highlights_rolled_off_below_white_never_reach_the_format_maximum(tmp_path):
+    """Issue 10 #13: a value just below 1.0 (a roll-off shoulder) rounded to 65535/255; only ≥ 1.0 may."""
+    x = np.array([[[0.99999994, 0.9999999, 0.5], [1.0, 1.2, 0.1]]], np.float32)
+    for fmt, top, read in (("tif16", 65535, tifffile.imread),
+                           ("png", 65535, imagecodecs.imread), ("jpg", 255, None)):
+        path = tmp_path / f"x.{fmt[:3]}"
+        write_image(path, x, fmt)
+        data = read(path) if read else quantize(srgb_encode(x), x, 255, np.uint8)  # jpg is lossy: its quantiser
+        assert data[0, 0, 0] == top - 1 and data[0, 0, 1] == top - 1, fmt
+        assert data[0, 1, 0] == top and data[0, 1, 1] == top, fmt

@@ -14,21 +14,30 @@ from pyops.io.images import read_image
 from pyops.io.raw import develop, load_mosaic
 from pyops.ops import binning
 from pyops.process import process_file
-from tests.conftest import BAYER_RAWS, CANON_CHECKER, CANON_G2_CHECKER, KODAK, LG_LINEAR_DNG, bayer_reference, need
+from tests.conftest import (BAYER_RAWS, CANON_CHECKER, CANON_G2_CHECKER, KODAK, LG_LINEAR_DNG, RAW, bayer_reference,
+                            need, pyops_cli)
+
+RAW_SCENE = RAW / "canon_powershot_s40__CRW_0117_scene.CRW"
 
 
 @pytest.mark.parametrize("path,pattern", BAYER_RAWS.items(), ids=lambda v: getattr(v, "name", v))
 def test_bayer_binning_of_real_raws_keeps_the_cfa_and_sums_right(path, pattern):
     m = load_mosaic(need(path))
     assert m.pattern == pattern
-    out, info = pyops.run("bin", path, domain="bayer", return_info=True)
+    res = pyops.execute("bin", path, {"domain": "bayer"})
+    out, info = res.data, res.info
     ref = bayer_reference(m.data, 2).astype(np.float64)
     ref -= np.tile(m.black * 4, (ref.shape[0] // 2, ref.shape[1] // 2))
     hot = bayer_reference((m.data >= m.white).astype(np.int64), 2) > 0
     np.testing.assert_allclose(out[~hot], ref[~hot])
     assert out.shape == (m.shape[0] // 4 * 2, m.shape[1] // 4 * 2)
     assert info["cfa"] == pattern and info["ev"] == 2.0
-    assert info["clipped_fraction"] == pytest.approx(hot.mean())
+    assert info["input_clipped_fraction"] == pytest.approx(hot.mean())
+    # the output's clipping: every site at or above the DNG's WhiteLevel (sums of bright sites included)
+    assert info["clipped_fraction"] == pytest.approx((res.mosaic.data >= res.mosaic.white).mean())
+    assert info["clipped_fraction"] >= info["input_clipped_fraction"]
+    if info["clipped_fraction"] > info["input_clipped_fraction"]:  # sums of bright sites passed the white level
+        assert any("above white" in n and "--mode mean" in n for n in info["notes"])
 
 
 @pytest.mark.parametrize("path", [CANON_CHECKER, CANON_G2_CHECKER], ids=lambda p: p.name)
@@ -115,3 +124,59 @@ def test_twostop_gives_plus_two_ev_at_half_size(path, tmp_path):
     ratio = luminance(after[:h, :w])[ok] / luminance(b2)[ok]
     assert math.log2(np.median(ratio)) == pytest.approx(2.0, abs=0.05)
     assert res.info["binning_ev"] == 2.0 and res.info["cfa"] == load_mosaic(src).pattern
+
+
+def test_twostop_rolloff_never_writes_white(tmp_path):
+    """Issue 10 #13: `twostop X.CRW --boost gain --ev 1` wrote 4.6 % of channel values at exactly 65535."""
+    import tifffile
+
+    src = need(RAW_SCENE)
+    res = process_file("twostop", {"boost": "gain", "ev": 1}, src, tmp_path)
+    data = tifffile.imread(res.output)
+    assert (data >= 65000).mean() > 0.01  # the shoulder is busy: many highlights rolled off near white
+    assert np.count_nonzero(data == 65535) == 0  # but none reaches it
+    assert res.info["clipped_fraction"] == 0.0
+
+
+def test_clipped_fraction_reports_what_the_output_file_clipped(tmp_path):
+    """Issue 10 #13: bin (rgb sum) of a bright image to tif16 clipped most pixels while reporting ~0."""
+    import tifffile
+
+    src = tmp_path / "bright.tif"
+    x = np.random.default_rng(1).uniform(0.1, 0.6, (64, 64, 3)).astype(np.float32)
+    tifffile.imwrite(src, x, photometric="rgb")
+    res = process_file("bin", {"factor": 2}, src, tmp_path, "tif16")
+    data = tifffile.imread(res.output)
+    written = float(np.mean(np.any(data == 65535, axis=-1)))
+    assert written > 0.5 and res.info["clipped_fraction"] == pytest.approx(written)
+    assert res.info["input_clipped_fraction"] == 0.0
+    assert any("above white" in n and "--mode mean" in n for n in res.info["notes"])
+
+
+def test_twostop_on_a_demosaiced_dng_gives_advice_that_exists():
+    """Issue 10 #15: the advice was `--domain rgb`, an option twostop does not have."""
+    with pytest.raises(InputError, match=r"already demosaiced.*`bin --domain rgb`"):
+        pyops.run("twostop", need(LG_LINEAR_DNG))
+    from pyops.registry import get
+
+    domain = {d["name"]: d for d in get("bin").describe()}["domain"]
+    assert "rgb" in domain["choices"]  # the advice exists …
+    assert "domain" not in {d["name"] for d in get("twostop").describe()}  # … where the old one did not
+
+
+@pytest.mark.parametrize("shape,params", [((1, 1, 3), {}), ((3, 40), {"factor": 4}), ((5, 5), {"factor": 5.5})])
+def test_bin_on_a_too_small_image_is_one_clear_line(shape, params):
+    """Issue 10 #11: a 1×1 image gave "not enough samples for <PHOTOMETRIC.RGB: 2>"."""
+    with pytest.raises(pyops.ParamError, match=r"^bin: a \d+×\d+ image is too small for factor"):
+        pyops.run("bin", np.ones(shape, np.float32), **params)
+
+
+def test_bin_on_a_1x1_file_exits_2(tmp_path):
+    import tifffile
+
+    src = tmp_path / "dot.tif"
+    tifffile.imwrite(src, np.ones((1, 1, 3), np.uint16), photometric="rgb")
+    res = pyops_cli("run", "bin", src)
+    assert res.returncode == 2, res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1 and "1×1 image is too small for factor 2" in res.stderr
+    assert not list(tmp_path.glob("dot_pyops-*"))

@@ -108,6 +108,14 @@ def load_input(path: Path, raw: bool) -> tuple[object, np.ndarray | None, list[s
     return img.pixels, img.colorants, list(img.notes)
 
 
+def quantize(values: np.ndarray, linear: np.ndarray, top: int, dtype) -> np.ndarray:
+    """`values` in [0, 1] (linear or encoded) → integers 0..top, rounded, except that only pixels whose
+    `linear` value is ≥ 1.0 (white: clipped) become `top`: a highlight rolled off just below white stays
+    below the format's maximum."""
+    q = np.round(np.clip(values, 0, 1) * top)
+    return np.where((q >= top) & (linear < 1.0), top - 1, q).astype(dtype)
+
+
 def write_image(path: Path, pixels: np.ndarray, fmt: str, colorants: np.ndarray | None = None) -> None:
     """Write linear float pixels as `fmt` (tif16, tif32, png, jpg, npy)."""
     x = np.asarray(pixels, np.float32)
@@ -115,17 +123,17 @@ def write_image(path: Path, pixels: np.ndarray, fmt: str, colorants: np.ndarray 
         x = x @ (np.linalg.inv(rgb_to_xyz_d50("srgb")) @ colorants).T.astype(np.float32)
     if fmt in ("tif16", "tif32"):
         profile = icc.linear_profile(colorants)
-        data = x if fmt == "tif32" else np.round(np.clip(x, 0, 1) * 65535).astype(np.uint16)
+        data = x if fmt == "tif32" else quantize(x, x, 65535, np.uint16)
         tifffile.imwrite(path, data, photometric="rgb" if data.ndim == 3 else "minisblack",
                          compression="zlib", metadata=None,
                          extratags=[(34675, "B", len(profile), profile, True)])
     elif fmt == "png":
-        path.write_bytes(imagecodecs.png_encode(np.round(srgb_encode(x) * 65535).astype(np.uint16)))
+        path.write_bytes(imagecodecs.png_encode(quantize(srgb_encode(x), x, 65535, np.uint16)))
     elif fmt == "npy":
         with open(path, "wb") as fh:
             np.save(fh, np.ascontiguousarray(x))
     elif fmt == "jpg":
-        data = np.round(srgb_encode(x) * 255).astype(np.uint8)
+        data = quantize(srgb_encode(x), x, 255, np.uint8)
         PILImage.fromarray(data).save(path, format="JPEG", quality=95)
     else:
         raise ValueError(f"unknown image format {fmt!r}")

@@ -12,6 +12,8 @@ from pyops.mosaic import RawMosaic
 
 # LibRaw's sizes.flip → EXIF orientation
 _FLIP_TO_EXIF = {0: 1, 3: 3, 5: 8, 6: 6}
+# twostop and bin --domain bayer need a Bayer mosaic; what works on a developed raw instead
+_NO_MOSAIC_ADVICE = "bin it with `bin --domain rgb` (or luminance) instead of twostop or the bayer domain"
 _SPACES = {"srgb": rawpy.ColorSpace.sRGB, "rec2020": rawpy.ColorSpace.Rec2020}
 
 
@@ -38,10 +40,10 @@ def load_mosaic(path: Path) -> RawMosaic:
     path = Path(path)
     with open_raw(path) as raw:
         if raw.raw_type != rawpy.RawType.Flat or raw.raw_pattern is None:
-            raise InputError(f"{path}: no colour mosaic in this raw (already demosaiced); use --domain rgb")
+            raise InputError(f"{path}: no colour mosaic in this raw (already demosaiced); {_NO_MOSAIC_ADVICE}")
         if raw.raw_pattern.shape != (2, 2):
             raise InputError(f"{path}: {raw.raw_pattern.shape[0]}×{raw.raw_pattern.shape[1]} CFA (X-Trans?) "
-                             "is not a Bayer pattern; use --domain rgb")
+                             f"is not a Bayer pattern; {_NO_MOSAIC_ADVICE}")
         desc = raw.color_desc.decode()
         idx = raw.raw_colors_visible[:2, :2]
         letters = [desc[i] for i in idx.ravel()]

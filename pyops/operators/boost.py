@@ -58,8 +58,14 @@ def apply(image, method: str, ev, highlights: str) -> tuple:
     return out, info
 
 
+def boost_memory(h: int, w: int, c: int, p: BoostParams) -> int:
+    """Bytes beyond the input: luminance, ratios, the shoulder's temporaries, the output and the encoder's
+    copies — about twelve float32 planes per channel, whatever the method (pyops.memory)."""
+    return 48 * h * w * c
+
+
 @operator("boost", "Brighten on luminance with colour kept: exposure gain, auto-exposure, auto-gamma, "
-          "histogram equalisation, CLAHE, power law", BoostParams)
+          "histogram equalisation, CLAHE, power law", BoostParams, memory=boost_memory)
 def boost(image, p: BoostParams, progress) -> Result:
     progress(0.0, f"boost ({p.method})")
     out, info = apply(image, p.method, p.ev, p.highlights)

@@ -7,9 +7,12 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from pyops.color import luminance, luminance_ratio
+from pyops.ops.deconv import fft as fftmod
 from pyops.ops.deconv import psf as psfmod
 from pyops.ops.deconv.rl import Options, deconvolve
-from pyops.registry import Params, Result, operator
+from pyops.registry import ParamError, Params, Result, operator
+
+KERNEL_IN_INFO = 441  # kernels of at most this many values (21×21) are recorded in full in the provenance
 
 PSF_HELP = ("the blur: a PSF library name, a file (.npy, 16-bit PNG/TIFF), or a model: gaussian:sigma=1.6, "
             "moffat:fwhm=3,beta=2.5, disk:radius=4, motion:length=15,angle=30")
@@ -34,17 +37,34 @@ class DeconvolveParams(Params):
     def _psf_spec_is_valid(cls, value: str) -> str:
         """Model specs are checked here; files and library names only when the job runs (the server first
         checks that a file is under its allowed roots, so validation never reads files)."""
-        if ":" in value and value.split(":", 1)[0] in psfmod.MODELS:
-            psfmod.parse_spec(value)
+        if psfmod.is_spec(value):
+            psfmod.check_spec(value)  # the kernel is built when the job runs
         elif "/" not in value and "." not in value:
             psfmod.check_name(value)
         return value
 
 
+PSF_PAD = 128  # padding assumed per side for the estimate (rl pads by the kernel's size, at least 8)
+
+
+def deconvolve_memory(h: int, w: int, c: int, p: DeconvolveParams) -> int:
+    """Bytes beyond the input, at the peak inside the iterations: per deconvolved channel the padded planes
+    (observed, estimate, previous, spare; with acceleration also the extrapolated point and two gradients), 7
+    shared padded planes (ratio, TV norm, OTF, spectrum, FFT buffers), and the clipped copy of the input
+    (pyops.memory)."""
+    padded = fftmod.good_size(h + 2 * PSF_PAD) * fftmod.good_size(w + 2 * PSF_PAD)
+    nc = 1 if p.luminance_only and c >= 3 else c
+    planes = nc * (7 if p.accelerate else 4) + 7
+    return 4 * padded * planes + 4 * h * w * (nc + (1 if nc != c else 0))
+
+
 @operator("deconvolve", "Sharpen a blurred image: Richardson–Lucy deconvolution (TV-regularised) with a known PSF",
-          DeconvolveParams)
+          DeconvolveParams, memory=deconvolve_memory)
 def deconvolve_op(image, p: DeconvolveParams, progress) -> Result:
     kernel = psfmod.resolve(p.psf)
+    if kernel.shape[0] > image.shape[0] or kernel.shape[1] > image.shape[1]:
+        raise ParamError(f"deconvolve: the PSF ({kernel.shape[1]}×{kernel.shape[0]} px) is larger than the image "
+                         f"({image.shape[1]}×{image.shape[0]} px); each side of the PSF must be at most the image's")
     opts = Options(method=p.method, iterations=p.iterations, regularization=p.regularization, stop=p.stop,
                    accelerate=p.accelerate, backend=p.fft)
     progress(0.0, "deconvolving")
@@ -54,5 +74,7 @@ def deconvolve_op(image, p: DeconvolveParams, progress) -> Result:
         out = image[..., :3] * luminance_ratio(y_new, y).astype(np.float32)[..., None]
     else:
         out, info = deconvolve(image, kernel, opts, progress)
-    info.update(psf=p.psf, psf_shape=list(kernel.shape), method=p.method)
+    info.update(psf=p.psf, psf_shape=list(kernel.shape), psf_sha256=psfmod.kernel_sha256(kernel), method=p.method)
+    if kernel.size <= KERNEL_IN_INFO:  # the kernel itself, so the result can be re-made whatever the library holds
+        info["psf_kernel"] = kernel.tolist()
     return Result(out.astype(np.float32), info)

@@ -11,10 +11,11 @@ from pydantic import Field, field_validator
 from pyops.color import luminance
 from pyops.ops.deconv import blind, stars
 from pyops.ops.deconv import psf as psfmod
-from pyops.registry import Params, Result, operator
+from pyops.registry import ParamError, Params, Result, operator
 
 AUTO_SIZE = 31
 AUTO_REGION = 512
+MIN_REGION = 64  # px a side: less holds too few edges to measure a blur
 _REGION = re.compile(r"\s*(\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*")
 
 
@@ -26,8 +27,9 @@ def parse_region(text: str) -> tuple[int, int, int, int] | None:
     if not m:
         raise ValueError("region must be 'auto' or x,y,w,h in image pixels, e.g. 800,1000,512,512")
     x, y, w, h = (int(v) for v in m.groups())
-    if w < 64 or h < 64:
-        raise ValueError(f"region {w}×{h} is too small: choose at least 64×64 px (256–512 px works best)")
+    if w < MIN_REGION or h < MIN_REGION:
+        raise ValueError(f"region {w}×{h} is too small: choose at least {MIN_REGION}×{MIN_REGION} px (256–512 px "
+                         "works best)")
     return x, y, w, h
 
 
@@ -42,6 +44,8 @@ class PsfEstimateParams(Params):
         json_schema_extra={"unit": "px"})
     name: str = Field("", max_length=64, description="save the PSF in the library under this name "
                       "(files: the photo's name when empty)")
+    replace: bool = Field(False, description="replace a library PSF of that name (otherwise it is kept and the "
+                          "new one saved as name_01, name_02, …)")
 
     @field_validator("region")
     @classmethod
@@ -61,15 +65,26 @@ def library_name(stem: str) -> str:
     return name or "psf"
 
 
+def psf_estimate_memory(h: int, w: int, c: int, p: PsfEstimateParams) -> int:
+    """Bytes beyond the input: the luminance plane, and per pixel of the region the multi-scale spectra of the
+    blind search (or the star finder's planes on the whole frame) (pyops.memory)."""
+    region = parse_region(p.region)
+    area = region[2] * region[3] if region else (h * w if p.method == "stars" else AUTO_REGION * AUTO_REGION)
+    return 4 * h * w + (64 if p.method == "stars" else 400) * min(area, h * w)
+
+
 @operator("psf_estimate", "Measure the blur (PSF) of a photo blind, on a region with sharp edges, and save it "
-          "in the PSF library for deconvolve", PsfEstimateParams, output="psf")
+          "in the PSF library for deconvolve", PsfEstimateParams, output="psf", memory=psf_estimate_memory)
 def psf_estimate_op(image, p: PsfEstimateParams, progress) -> Result:
     gray = luminance(image) if image.ndim == 3 else np.asarray(image, np.float32)
     h, w = gray.shape
     region = parse_region(p.region) or ((0, 0, w, h) if p.method == "stars" else blind.detail_region(gray, AUTO_REGION))
     x, y, rw, rh = region
     if x + rw > w or y + rh > h:
-        raise ValueError(f"region {x},{y},{rw},{rh} is outside the {w}×{h} image")
+        raise ParamError(f"psf_estimate: region {x},{y},{rw},{rh} is outside the {w}×{h} image")
+    if rw < MIN_REGION or rh < MIN_REGION:
+        raise ParamError(f"psf_estimate: a {rw}×{rh} px region is too small to measure a blur (at least "
+                         f"{MIN_REGION}×{MIN_REGION} px; 256–512 px works best)")
     crop = gray[y: y + rh, x: x + rw]
     if p.method == "stars":
         psf, info = stars.measure(crop, None if p.size == "auto" else p.size | 1)
@@ -80,6 +95,6 @@ def psf_estimate_op(image, p: PsfEstimateParams, progress) -> Result:
             psf = blind.crop_to_support(psf)
     info.update(region=[x, y, rw, rh], size=list(psf.shape))
     if p.name:
-        psfmod.save(p.name, psf, {"made_by": f"psf_estimate ({p.method})", "region": [x, y, rw, rh]})
-        info["saved_as"] = p.name
+        info["saved_as"] = psfmod.save(p.name, psf, {"made_by": f"psf_estimate ({p.method})",
+                                                     "region": [x, y, rw, rh]}, p.replace)
     return Result(psf.astype(np.float32), info)

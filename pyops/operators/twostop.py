@@ -34,8 +34,14 @@ class TwoStopParams(Params):
         return self
 
 
+def twostop_memory(h: int, w: int, c: int, p: TwoStopParams) -> int:
+    """Bytes beyond the mosaic (h×w sensor sites): its binned copy, then per output pixel LibRaw's 16-bit
+    development, float RGB, the tone step's temporaries and the encoder's copies (pyops.memory)."""
+    return 4 * h * w + 140 * h * w // (p.factor * p.factor)
+
+
 @operator("twostop", "Raw pipeline: bin the Bayer mosaic (+2 EV for 2×2), develop linearly, optional boost",
-          TwoStopParams, raw_when=True)
+          TwoStopParams, raw_when=True, memory=twostop_memory)
 def twostop(mosaic, p: TwoStopParams, progress) -> Result:
     k = p.factor
     progress(0.0, f"binning the mosaic {k}×{k}")
@@ -51,7 +57,7 @@ def twostop(mosaic, p: TwoStopParams, progress) -> Result:
         del info["method"], info["ev"]
     else:
         out, info = apply(rgb, p.boost, p.ev, p.highlights)
-    info.update(factor=k, mode=p.mode, binning_ev=gain_ev, cfa=mosaic.pattern, clipped_fraction=clipped,
+    info.update(factor=k, mode=p.mode, binning_ev=gain_ev, cfa=mosaic.pattern, input_clipped_fraction=clipped,
                 notes=list(mosaic.notes) + notes)
     progress(1.0, "done")
     return Result(out, info, colorants=rgb_to_xyz_d50(p.colorspace))

@@ -24,6 +24,7 @@ from pyops.color import luminance, luminance_ratio, srgb_decode, srgb_encode
 
 MIDDLE_GREY = 0.18
 KNEE = 0.8
+BELOW_WHITE = np.nextafter(np.float32(1.0), np.float32(0.0))  # the largest float32 below 1.0
 EV_LIMIT = 16.0
 _TINY = 1e-12
 
@@ -59,8 +60,10 @@ def _apply_factor(rgb: np.ndarray, factor: np.ndarray, highlights: str) -> np.nd
     m = scaled.max(axis=-1) if scaled.ndim == 3 else scaled
     safe = np.where(m > _TINY, m, 1.0)
     k = np.where(m > _TINY, shoulder(m, highlights) / safe, 1.0)
-    out = scaled * (k[..., None] if scaled.ndim == 3 else k)
-    return out.astype(np.float32)
+    out = (scaled * (k[..., None] if scaled.ndim == 3 else k)).astype(np.float32)
+    if highlights == "rolloff":  # the shoulder stays below 1.0, but float32 rounds its top to 1.0
+        np.minimum(out, BELOW_WHITE, out=out)
+    return out
 
 
 def gain(rgb: np.ndarray, ev: float, highlights: str = "rolloff") -> np.ndarray:

@@ -8,6 +8,7 @@ Models: Gaussian (σ); Moffat (FWHM, β; Moffat 1969, A&A 3, 455 — the usual m
 """
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import os
@@ -18,14 +19,24 @@ from typing import Any
 
 import numpy as np
 
+from pyops.registry import ParamError
+
 SUPERSAMPLE = 8
+MAX_SIZE = 1001  # largest kernel side, px (also the cap on a model's automatic size)
+_MAX_SAMPLES = 1024  # a model is supersampled on at most this many sub-pixels per side
+# the range of each model parameter: (low, high, low is exclusive); checked before a kernel is built
+LIMITS = {"sigma": (0.0, 100.0, True), "fwhm": (0.0, 200.0, True), "beta": (1.0, 20.0, True),
+          "radius": (0.0, 100.0, True), "length": (0.0, 500.0, True), "angle": (-3600.0, 3600.0, False),
+          "size": (3, MAX_SIZE, False)}
 
 
 def normalize(k: np.ndarray) -> np.ndarray:
     """Non-negative, sum 1, odd size (a zero row/column is added where a side is even), float32."""
     k = np.nan_to_num(np.asarray(k, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
     if k.ndim != 2 or k.size == 0:
-        raise ValueError(f"a PSF must be a 2-D array, got shape {k.shape}")
+        raise ParamError(f"a PSF must be a 2-D array, got shape {k.shape}")
+    if max(k.shape) > MAX_SIZE:
+        raise ParamError(f"a PSF of {k.shape[1]}×{k.shape[0]} px is too large (at most {MAX_SIZE} px a side)")
     k = np.clip(k, 0, None)
     if k.shape[0] % 2 == 0:
         k = np.pad(k, ((0, 1), (0, 0)))
@@ -33,23 +44,32 @@ def normalize(k: np.ndarray) -> np.ndarray:
         k = np.pad(k, ((0, 0), (0, 1)))
     total = k.sum()
     if total <= 0:
-        raise ValueError("a PSF must have a positive sum")
+        raise ParamError("a PSF must have a positive sum")
     return (k / total).astype(np.float32)
 
 
-def _radius_grid(size: int, supersample: int = SUPERSAMPLE) -> tuple[np.ndarray, np.ndarray]:
-    """Sub-pixel sample coordinates (y, x) of a size×size kernel centred on 0, supersample² per pixel."""
-    n = size * supersample
-    c = (np.arange(n) + 0.5) / supersample - size / 2
-    return np.meshgrid(c, c, indexing="ij")
+def _supersample(size: int) -> int:
+    """Sub-pixels per pixel side: SUPERSAMPLE for small kernels, fewer for large ones (time and memory stay
+    bounded; a large kernel varies slowly across a pixel)."""
+    return max(1, min(SUPERSAMPLE, _MAX_SAMPLES // size))
 
 
-def _bin(fine: np.ndarray, size: int, supersample: int = SUPERSAMPLE) -> np.ndarray:
-    return fine.reshape(size, supersample, size, supersample).sum(axis=(1, 3))
+def _radius_grid(size: int) -> tuple[np.ndarray, np.ndarray]:
+    """Sub-pixel sample coordinates (y, x) of a size×size kernel centred on 0, `_supersample(size)`² per
+    pixel (as 1-D arrays that broadcast to the grid)."""
+    ss = _supersample(size)
+    c = (np.arange(size * ss) + 0.5) / ss - size / 2
+    return c[:, None], c[None, :]
+
+
+def _bin(fine: np.ndarray, size: int) -> np.ndarray:
+    ss = _supersample(size)
+    return fine.reshape(size, ss, size, ss).sum(axis=(1, 3))
 
 
 def _odd(r: float) -> int:
-    return 2 * int(math.ceil(r)) + 1
+    """The odd size that holds radius `r`, at most MAX_SIZE."""
+    return min(2 * int(math.ceil(r)) + 1, MAX_SIZE)
 
 
 def gaussian(sigma: float, size: int | None = None) -> np.ndarray:
@@ -101,37 +121,59 @@ def motion(length: float, angle: float = 0.0, size: int | None = None) -> np.nda
 MODELS = {"gaussian": gaussian, "moffat": moffat, "disk": disk, "motion": motion}
 
 
-def parse_spec(spec: str) -> np.ndarray:
-    """`gaussian:sigma=1.6`, `moffat:fwhm=3,beta=2.5`, `disk:radius=4`, `motion:length=15,angle=30`."""
+def check_spec(spec: str) -> tuple[str, dict[str, float]]:
+    """Parse and range-check a model spec without building the kernel: (model, parameters). Raises a
+    one-line ParamError for an unknown model, a malformed or unknown parameter, or one out of its range."""
     m = re.fullmatch(r"\s*(\w+)\s*:\s*(.*)", spec)
     if not m or m.group(1) not in MODELS:
-        raise ValueError(f"not a PSF spec: {spec!r} (models: {', '.join(MODELS)}, e.g. gaussian:sigma=1.6)")
+        raise ParamError(f"not a PSF spec: {spec!r} (models: {', '.join(MODELS)}, e.g. gaussian:sigma=1.6)")
+    model = m.group(1)
+    accepted = [n for n in inspect.signature(MODELS[model]).parameters]
     kwargs: dict[str, float] = {}
     for part in filter(None, (p.strip() for p in m.group(2).split(","))):
-        key, _, value = part.partition("=")
+        key, _, value = (t.strip() for t in part.partition("="))
+        if key not in accepted:
+            raise ParamError(f"PSF spec {spec!r}: {model} has no parameter {key!r} (it takes {', '.join(accepted)})")
         try:
-            kwargs[key.strip()] = float(value)
+            kwargs[key] = float(value)
         except ValueError:
-            raise ValueError(f"PSF spec {spec!r}: {part!r} is not name=number") from None
+            raise ParamError(f"PSF spec {spec!r}: {part!r} is not name=number") from None
+        low, high, open_low = LIMITS[key]
+        v = kwargs[key]
+        if not (math.isfinite(v) and (v > low if open_low else v >= low) and v <= high):
+            raise ParamError(f"PSF spec {spec!r}: {key} must be in {'(' if open_low else '['}{low:g}, {high:g}]")
     if "size" in kwargs:
-        kwargs["size"] = int(kwargs["size"]) | 1
-    try:
-        return MODELS[m.group(1)](**kwargs)
-    except TypeError as err:
-        raise ValueError(f"PSF spec {spec!r}: {err}") from None
+        if not kwargs["size"].is_integer() or kwargs["size"] % 2 == 0:
+            raise ParamError(f"PSF spec {spec!r}: size must be an odd whole number of pixels")
+        kwargs["size"] = int(kwargs["size"])
+    missing = [n for n, par in inspect.signature(MODELS[model]).parameters.items()
+               if par.default is inspect.Parameter.empty and n not in kwargs]
+    if missing:
+        raise ParamError(f"PSF spec {spec!r}: {model} needs {', '.join(missing)}")
+    return model, kwargs
+
+
+def parse_spec(spec: str) -> np.ndarray:
+    """`gaussian:sigma=1.6`, `moffat:fwhm=3,beta=2.5`, `disk:radius=4`, `motion:length=15,angle=30`, each
+    with an optional odd `size`; the parameters are checked (`check_spec`) before the kernel is built."""
+    model, kwargs = check_spec(spec)
+    return MODELS[model](**kwargs)
 
 
 def load_file(path: Path) -> np.ndarray:
     """A PSF from .npy, or a 16/8-bit grey PNG/TIFF (values taken as they are, then normalised)."""
     path = Path(path)
-    if path.suffix.lower() == ".npy":
-        return normalize(np.load(path, allow_pickle=False))
-    import imagecodecs
+    try:
+        if path.suffix.lower() == ".npy":
+            arr = np.load(path, allow_pickle=False)
+        else:
+            import imagecodecs
 
-    arr = imagecodecs.imread(path)
-    if arr.ndim == 3:
-        arr = arr[..., :3].mean(axis=-1)
-    return normalize(arr.astype(np.float64))
+            arr = imagecodecs.imread(path)
+            arr = arr[..., :3].mean(axis=-1) if arr.ndim == 3 else arr
+    except Exception as err:  # numpy and imagecodecs raise many types for broken files
+        raise ParamError(f"PSF file {path}: cannot read it ({err})".splitlines()[0]) from None
+    return normalize(np.asarray(arr, np.float64))
 
 
 # the library -----------------------------------------------------------------------------------------------
@@ -149,25 +191,65 @@ _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 def check_name(name: str) -> str:
     if not _NAME.fullmatch(name):
-        raise ValueError(f"PSF name {name!r}: use letters, digits, '.', '_' or '-' (at most 64)")
+        raise ParamError(f"PSF name {name!r}: use letters, digits, '.', '_' or '-' (at most 64)")
     return name
 
 
-def save(name: str, kernel: np.ndarray, record: dict[str, Any]) -> Path:
-    """Store `kernel` as <library>/<name>.npy with <name>.json (how it was made). Replaces a PSF of that name."""
+def _name_for(name: str, n: int) -> str:
+    return name if n == 0 else f"{name[:60]}_{n:02d}"
+
+
+def save(name: str, kernel: np.ndarray, record: dict[str, Any], replace: bool = False) -> str:
+    """Store `kernel` as <library>/<name>.npy with <name>.json (how it was made) and return the name used.
+    An existing PSF is never replaced unless `replace`: the kernel goes under the first free `name_01`,
+    `name_02`, … (claimed by a hard link, so two savers never take the same name)."""
     import tempfile
+
+    from pyops.io.files import _publish
 
     check_name(name)
     d = library_dir()
     k = normalize(kernel)
-    meta = dict(record, name=name, shape=list(k.shape), saved=datetime.now(timezone.utc).isoformat(timespec="seconds"))
-    for suffix, write in ((".npy", lambda p: np.save(p, k)),
-                          (".json", lambda p: p.write_text(json.dumps(meta, indent=1, default=str)))):
+
+    def publish(suffix: str, write, final) -> str:
+        """Write a hidden temp file and give it its final name (`final(tmp)`); nothing is left on failure."""
         fd, tmp = tempfile.mkstemp(dir=d, prefix=f".{name}", suffix=suffix)
         os.close(fd)
-        write(Path(tmp))
-        os.replace(tmp, d / f"{name}{suffix}")  # a reader sees the old PSF or the new one, never half of one
-    return d / f"{name}.npy"
+        try:
+            write(Path(tmp))
+            return final(Path(tmp))
+        finally:
+            Path(tmp).unlink(missing_ok=True)
+
+    def claim(tmp: Path) -> str:
+        if replace:
+            os.replace(tmp, d / f"{name}.npy")  # a reader sees the old PSF or the new one, never half of one
+            return name
+        return _publish(tmp, d, lambda n: _name_for(name, n) + ".npy").stem
+
+    used = publish(".npy", lambda p: np.save(p, k), claim)
+    meta = dict(record, name=used, shape=list(k.shape), sha256=kernel_sha256(k),
+                saved=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    publish(".json", lambda p: p.write_text(json.dumps(meta, indent=1, default=str)),
+            lambda tmp: os.replace(tmp, d / f"{used}.json"))
+    return used
+
+
+def delete(name: str) -> None:
+    """Remove the library's PSF `name` (its kernel and its record); ParamError if there is none."""
+    d = library_dir()
+    try:
+        (d / f"{check_name(name)}.npy").unlink()
+    except FileNotFoundError:
+        raise ParamError(f"no PSF named {name!r} in the library ({d})") from None
+    (d / f"{name}.json").unlink(missing_ok=True)
+
+
+def kernel_sha256(kernel: np.ndarray) -> str:
+    """sha256 of the kernel as the library stores it (C-ordered float32 values): identifies it exactly."""
+    import hashlib
+
+    return hashlib.sha256(np.ascontiguousarray(kernel, np.float32).tobytes()).hexdigest()
 
 
 def record(name: str) -> dict[str, Any]:
@@ -180,7 +262,7 @@ def load(name: str) -> tuple[np.ndarray, dict[str, Any]]:
     d = library_dir()
     path = d / f"{check_name(name)}.npy"
     if not path.exists():
-        raise ValueError(f"no PSF named {name!r} in the library ({d})")
+        raise ParamError(f"no PSF named {name!r} in the library ({d}; `pyops psf list` shows what is there)")
     return normalize(np.load(path, allow_pickle=False)), record(name)
 
 
@@ -188,13 +270,23 @@ def names() -> list[str]:
     return sorted(p.stem for p in library_dir().glob("*.npy"))
 
 
+def is_spec(psf: str) -> bool:
+    """Whether `psf` is meant as a model spec (`gaussian:…`)."""
+    return ":" in psf and psf.split(":", 1)[0] in MODELS
+
+
+def names_a_file(psf: str) -> bool:
+    """Whether `resolve` reads `psf` as a file: not a spec, and a path separator or a PSF file suffix."""
+    return not is_spec(psf) and (os.sep in psf or Path(psf).suffix.lower() in (".npy", ".png", ".tif", ".tiff"))
+
+
 def resolve(psf: str) -> np.ndarray:
     """A PSF from a spec (`gaussian:sigma=1.6`), a file path, or a library name — in that order."""
-    if ":" in psf and psf.split(":", 1)[0] in MODELS:
+    if is_spec(psf):
         return parse_spec(psf)
-    if os.sep in psf or Path(psf).suffix.lower() in (".npy", ".png", ".tif", ".tiff"):
+    if names_a_file(psf):
         path = Path(psf).expanduser()
         if not path.is_file():
-            raise ValueError(f"PSF file not found: {psf}")
+            raise ParamError(f"PSF file not found: {psf}")
         return load_file(path)
     return load(psf)[0]
