@@ -15,7 +15,9 @@ from __future__ import annotations
 
 import itertools
 import json
+import logging
 import os
+import queue
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +25,7 @@ from typing import Any, Callable, Iterable
 
 from pyops import provenance
 from pyops.io.images import FORMATS
-from pyops.registry import get
+from pyops.registry import ParamError, get
 
 
 WITH_METADATA = {suffix for suffix in FORMATS.values() if suffix != ".npy"}  # files that carry provenance
@@ -33,6 +35,15 @@ WITH_METADATA = {suffix for suffix in FORMATS.values() if suffix != ".npy"}  # f
 class Summary:
     done: list[dict] = field(default_factory=list)  # {"input", "output", "skipped"}
     failed: list[dict] = field(default_factory=list)  # {"input", "error"}
+
+
+class Interrupted(KeyboardInterrupt):
+    """`run` was stopped (Ctrl-C, SIGTERM): what was reported so far, and the inputs that were being processed
+    at that moment (their results may still appear)."""
+
+    def __init__(self, summary: Summary, in_flight: list[Path]):
+        super().__init__("interrupted")
+        self.summary, self.in_flight = summary, in_flight
 
 
 def _params_key(params: dict[str, Any]) -> str:
@@ -95,6 +106,15 @@ def _write_shipped(out_dir: Path, name: str, data: bytes) -> Path:
                         lambda tmp: tmp.write_bytes(data))
 
 
+def dask_setup(worker) -> None:
+    """Run by each local worker process as it starts (a Dask preload): ignore SIGINT. A Ctrl-C in the terminal
+    reaches the whole process group, and it is for `pyops batch` to stop the batch (cancel, close the cluster),
+    not for each worker to die of it."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
 def local_cluster_size(cores: int | None = None) -> tuple[int, int]:
     """(workers, threads for numba/FFT in each) so that workers × threads = cores: one process per core, since
     per-file parallelism scales better than threads inside one operator."""
@@ -119,7 +139,9 @@ def connect(scheduler: str | None, workers: int | None):
     env = {"NUMBA_NUM_THREADS": str(threads), "PYOPS_THREADS": str(threads), "OMP_NUM_THREADS": str(threads)}
     saved = dict(os.environ)
     try:
-        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, env=env, dashboard_address=":0")
+        cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, env=env, dashboard_address=":0",
+                               silence_logs=logging.CRITICAL,  # a failed file is reported once, by run(), in one line
+                               preload=[__name__])  # runs dask_setup in each worker
     finally:  # distributed sets OMP_NUM_THREADS=1 & co. in this process too while spawning: keep ours unchanged
         os.environ.clear()
         os.environ.update(saved)
@@ -128,16 +150,18 @@ def connect(scheduler: str | None, workers: int | None):
 
 def run(op_name: str, params: dict[str, Any], inputs: Iterable[Path], client, out_dir: Path | None = None,
         fmt: str | None = None, ship: bool = False,
-        on_event: Callable[[str, dict], None] | None = None) -> Summary:
-    """Process `inputs` with `op_name` on the cluster behind `client`; results as they complete."""
-    from distributed import as_completed
-
+        on_event: Callable[[str, dict], None] | None = None, stop: Callable[[], bool] | None = None) -> Summary:
+    """Process `inputs` with `op_name` on the cluster behind `client`; results as they complete. `stop` is
+    polled (10 times a second): when it returns True, or on KeyboardInterrupt, the remaining tasks are cancelled
+    and Interrupted is raised. A ParamError from a task (a bad parameter found while running) is raised too."""
     op = get(op_name)
     params = op.parse(dict(params)).model_dump(mode="json")
     report = on_event or (lambda kind, item: None)
     summary = Summary()
     todo = []
     for path in map(Path, inputs):
+        if stop is not None and stop():
+            raise Interrupted(summary, [])
         target = out_dir or path.parent
         if not path.is_file():
             item = {"input": str(path), "error": "no such file"}
@@ -153,28 +177,39 @@ def run(op_name: str, params: dict[str, Any], inputs: Iterable[Path], client, ou
         todo.append(path)
 
     futures = {}
+    finished: queue.SimpleQueue = queue.SimpleQueue()  # futures as they complete, put by Dask's callback thread
 
-    def submit(path: Path):
+    def submit(path: Path) -> None:
         if ship:  # bytes travel with the task: read each file only when a slot is free
             fut = client.submit(process_shipped, op.name, params, path.name, path.read_bytes(), fmt, pure=False)
         else:
             fut = client.submit(process_one, op.name, params, str(path.resolve()),
                                 str(out_dir.resolve()) if out_dir else None, fmt, pure=False)
         futures[fut] = path
-        return fut
+        fut.add_done_callback(finished.put)
 
     # shipped files are held in memory until processed: keep two per worker in flight, not the whole batch
     window = 2 * max(len(client.scheduler_info().get("workers", {})), 1) if ship else len(todo)
-    queue = iter(todo)
-    running = as_completed([submit(p) for p in itertools.islice(queue, window)])
+    waiting = iter(todo)
     try:
-        for fut in running:
+        for path in itertools.islice(waiting, window):
+            submit(path)
+        while futures:
+            if stop is not None and stop():
+                raise KeyboardInterrupt
+            try:
+                fut = finished.get(timeout=0.1)
+            except queue.Empty:
+                continue
             path = futures.pop(fut)
-            following = next(queue, None)
+            following = next(waiting, None)
             if following is not None:
-                running.add(submit(following))
+                submit(following)
             if fut.status == "error":
-                item = {"input": str(path), "error": str(fut.exception())}
+                err = fut.exception()
+                if isinstance(err, ParamError):
+                    raise err
+                item = {"input": str(path), "error": _one_line(err, path)}
                 summary.failed.append(item)
                 report("error", item)
                 continue
@@ -185,6 +220,17 @@ def run(op_name: str, params: dict[str, Any], inputs: Iterable[Path], client, ou
                           "skipped": False}
             summary.done.append(result)
             report("result", result)
+    except KeyboardInterrupt:
+        busy = set() if ship else {key for keys in client.processing().values() for key in keys}
+        raise Interrupted(summary, [p for f, p in futures.items() if f.key in busy]) from None
     finally:
         client.cancel(list(futures))
     return summary
+
+
+def _one_line(err: BaseException, path: Path) -> str:
+    """A task's error as one line, without the file's path (the caller names the input)."""
+    text = " ".join(str(err).split()) or type(err).__name__
+    for name in (str(path.resolve()), str(path)):
+        text = text.removeprefix(f"{name}: ")
+    return text

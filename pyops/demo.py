@@ -9,6 +9,7 @@ import numpy as np
 
 from pyops.color import luminance, rgb_to_xyz, srgb_encode
 from pyops.io.dng import write_dng
+from pyops.io.files import check_output_dir, write_atomic
 from pyops.io.images import read_image
 from pyops.io.raw import develop
 from pyops.mosaic import RawMosaic
@@ -103,15 +104,20 @@ def _figure(before: np.ndarray, after: np.ndarray, ev: float, snr: float, crop: 
     plt.close(fig)
 
 
+def _numbered(stem: str, suffix: str):
+    """Names `stem.suffix`, `stem_01.suffix`, … for write_atomic: a second demo keeps the first one's files."""
+    return lambda n: f"{stem}{'' if n == 0 else f'_{n:02d}'}{suffix}"
+
+
 def demo(out_dir: Path, seed: int = 2) -> int:
-    """Write the synthetic raw, run twostop on it, print the measured gains, draw before/after."""
-    out_dir.mkdir(parents=True, exist_ok=True)
+    """Write the synthetic raw, run twostop on it, print the measured gains, draw before/after. Nothing in
+    `out_dir` is ever replaced (OutputError if it cannot be used)."""
+    check_output_dir(out_dir).mkdir(exist_ok=True)
     rng = np.random.default_rng(seed)
     refl = scene()
-    raw_path = out_dir / "pyops-demo-underexposed.dng"
-    if raw_path.exists():
-        raw_path.unlink()  # the demo's own sample, remade every run
-    write_dng(raw_path, capture(refl, rng))
+    mosaic = capture(refl, rng)
+    raw_path = write_atomic(out_dir, _numbered("pyops-demo-underexposed", ".dng"), ".dng",
+                            lambda tmp: write_dng(tmp, mosaic))
     result = process_file("twostop", {}, raw_path, out_dir)
     before = develop(raw_path)
     after = read_image(result.output).pixels
@@ -121,9 +127,9 @@ def demo(out_dir: Path, seed: int = 2) -> int:
     usable = m1 < 0.75  # below the highlight shoulder
     ev = float(np.median(np.log2(m1[usable] / m0[usable])))
     snr = float(np.median(s1 / s0))
-    figure = out_dir / "pyops-demo.png"
     gy, gx, _, _ = grey[1]
-    _figure(before, after, ev, snr, (gy - 40, gx - 40, 160, 240), figure)
+    figure = write_atomic(out_dir, _numbered("pyops-demo", ".png"), ".png",
+                          lambda tmp: _figure(before, after, ev, snr, (gy - 40, gx - 40, 160, 240), tmp))
     print(f"raw (synthetic, {before.shape[1]}×{before.shape[0]}, grey 18 % at "
           f"{0.18 * EXPOSURE * 100:.1f} % of white): {raw_path}")
     print(f"twostop result: {result.output}")

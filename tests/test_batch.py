@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -11,6 +12,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import psutil
 import pytest
 import tifffile
 
@@ -102,26 +104,73 @@ def test_a_killed_worker_still_gives_every_result_exactly_once(client, tmp_path)
     assert _results(out) == [f"img{i:02d}_pyops-deconvolve.tif" for i in range(40)]  # no _01: nothing twice
 
 
+def _interrupted_count(err: str) -> int:
+    """The number of new results `pyops batch` says it wrote before an interrupt."""
+    lines = [line for line in err.splitlines() if "interrupted" in line]
+    assert len(lines) == 1 and "run the same command again" in lines[0], err
+    return int(re.search(r"interrupted: (\d+) new results written", lines[0]).group(1))
+
+
 def test_ctrl_c_then_the_same_command_computes_only_the_missing(tmp_path):
     _images(tmp_path / "in", 40, size=(384, 384))
     out = tmp_path / "out"
     cmd = [*PYOPS, "batch", "deconvolve", *sorted(map(str, (tmp_path / "in").iterdir())), "-o", str(out),
            "--psf", "gaussian:sigma=1.5", "--iterations", "40", "--workers", "2", "--json"]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 300
-    while time.time() < deadline and (not out.exists() or len(_results(out)) < 5):
-        time.sleep(0.2)
+    for _ in range(5):  # Ctrl-C right after the fifth result is reported
+        assert json.loads(proc.stdout.readline())["event"] == "result"
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
-    assert proc.returncode == 130 and "run the same command again" in err
+    assert proc.returncode == 130, err
     first = _results(out)
+    assert _interrupted_count(err) == len(first)  # what it says is what is there
     assert 5 <= len(first) < 40
+    assert "Traceback" not in err and "CancelledError" not in err, err
     again = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
     assert again.returncode == 0, again.stderr
     events = [json.loads(line) for line in again.stdout.splitlines()]
     assert sum(e["event"] == "skipped" for e in events) == len(first)
     assert sum(e["event"] == "result" for e in events) == 40 - len(first)
     assert _results(out) == [f"img{i:02d}_pyops-deconvolve.tif" for i in range(40)]
+
+
+def test_ctrl_c_while_the_cluster_starts_stops_the_batch(tmp_path):
+    """A Ctrl-C while LocalCluster spawns its workers (before any task) is not lost: exit 130, one line."""
+    inputs = _images(tmp_path / "in", 4)
+    proc = subprocess.Popen([*PYOPS, "batch", "bin", *map(str, inputs), "-o", str(tmp_path / "out"), "--workers",
+                             "2"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    parent = psutil.Process(proc.pid)
+    deadline = time.monotonic() + 120
+    while not parent.children() and time.monotonic() < deadline:  # the first worker process is being spawned
+        time.sleep(0.01)
+    assert parent.children(), "no worker process was started"
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert _interrupted_count(err) == 0 and out == ""
+    assert "Traceback" not in err and "Error" not in err, err
+    assert not (tmp_path / "out").exists() or _results(tmp_path / "out") == []
+
+
+def test_a_bad_file_is_one_line_naming_it_once(client, tmp_path):
+    inputs = _images(tmp_path / "in", 2)
+    (tmp_path / "in" / "empty.tif").write_bytes(b"")
+    res = subprocess.run([*PYOPS, "batch", "bin", str(inputs[0]), str(tmp_path / "in" / "empty.tif"), "-o",
+                          str(tmp_path / "out"), "--workers", "1"], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 1
+    errors = [line for line in res.stderr.splitlines() if "empty" in line]
+    assert errors == [f"pyops: bin: {tmp_path / 'in' / 'empty.tif'}: empty file"], res.stderr
+    assert "Traceback" not in res.stderr and "Key:" not in res.stderr, res.stderr
+    assert _results(tmp_path / "out") == ["img00_pyops-bin.tif"]
+
+
+def test_a_parameter_found_bad_while_running_exits_2(client, tmp_path):
+    inputs = _images(tmp_path / "in", 2)
+    res = subprocess.run([*PYOPS, "batch", "bin", *map(str, inputs), "-o", str(tmp_path / "out"), "--format", "dng",
+                          "--workers", "1"], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 2, res.stderr
+    assert [line for line in res.stderr.splitlines() if "error" in line] == [
+        "pyops: batch: error: format dng is only for raw-domain results (bin --domain bayer)"], res.stderr
 
 
 @pytest.fixture(scope="module")
