@@ -94,6 +94,11 @@ local function read_file(path)
 end
 
 local function basename(path) return path:match("([^/]+)$") or path end
+
+--- A field of `pyops client`'s line protocol: it writes TAB, newline, CR and backslash as \t \n \r \\.
+local FIELD_ESCAPES = {t = "\t", n = "\n", r = "\r", ["\\"] = "\\"}
+local function unescape_field(s) return (s:gsub("\\(.)", FIELD_ESCAPES)) end
+
 local function stem(name) return (name:gsub("%.[^.]*$", "")) end
 
 -- preferences -----------------------------------------------------------------------------------------------
@@ -328,6 +333,7 @@ function M.run_operator(op_name, items, params, opts)
     local args = op_name .. " " .. client_args(op, params) .. " -o " .. quote(dir)
     local rc, err, cancelled = follow_client(args, inputs, tmpdir, job, opts, function(line)
       local kind, a, b = line:match("^(%a+)\t([^\t]*)\t?(.*)$")
+      if kind then a, b = unescape_field(a), unescape_field(b) end
       if kind == "progress" then
         job.percent = math.min(0.99, 0.05 + 0.95 * (done_before + share * (tonumber(a) or 0)))
         if opts.on_progress then opts.on_progress(tonumber(a) or 0, b) end

@@ -1,4 +1,4 @@
-"""`pyops client`: talk to the operator server (starting it if needed) and report in a line protocol that a
+r"""`pyops client`: talk to the operator server (starting it if needed) and report in a line protocol that a
 Lua script parses with patterns. One event per line, fields separated by TABs (paths may hold spaces):
 
     job<TAB>ID<TAB>INPUT                  a job was queued for INPUT
@@ -8,7 +8,11 @@ Lua script parses with patterns. One event per line, fields separated by TABs (p
     done<TAB>N_OK<TAB>N_FAILED            the end; exit code 0 only if nothing failed
     cancelled                             Ctrl-C or SIGTERM cancelled the remaining jobs (exit 130)
 
-`--json` prints the same events as JSON objects instead. Only the standard library is used for HTTP.
+A field never holds a raw TAB, newline or carriage return: they are written as the two characters `\t`, `\n`,
+`\r`, and a backslash as `\\` (undo it by replacing each backslash pair `\x`, left to right).
+
+`--json` prints the same events as JSON objects instead (a `result` also carries the operator's `info`, as
+`pyops run --json` does). Only the standard library is used for HTTP.
 """
 from __future__ import annotations
 
@@ -38,7 +42,8 @@ def _detail(body: bytes) -> str:
     except (ValueError, AttributeError):
         return body.decode(errors="replace")[:500]
     if isinstance(detail, list):  # FastAPI validation errors
-        return "; ".join(f"{'.'.join(str(p) for p in d.get('loc', [])[1:])}: {d.get('msg')}" for d in detail)
+        return "; ".join(f"{'.'.join(str(p) for p in d.get('loc', [])[1:])}: "
+                         f"{str(d.get('msg')).removeprefix('Value error, ')}" for d in detail)
     return str(detail)
 
 
@@ -108,20 +113,27 @@ def connect(start: bool = True, timeout: float = 60) -> Connection:
     return Connection(info)
 
 
-def _field(text: str) -> str:
-    return str(text).replace("\t", " ").replace("\n", " ")
+ESCAPES = {"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"}
+SERVER_GONE = "the pyops server stopped while running this job"
+
+
+def _field(text: Any) -> str:
+    """One field of the line protocol: TAB, newline, CR and backslash escaped (see the module docstring)."""
+    return "".join(ESCAPES.get(c, c) for c in str(text))
 
 
 class Reporter:
     def __init__(self, as_json: bool):
         self.as_json = as_json
 
-    def __call__(self, event: str, *fields: Any) -> None:
+    def __call__(self, event: str, *fields: Any, info: dict | None = None) -> None:
+        """Print one event; `info` (a result's measurements) goes into the JSON form only."""
         if self.as_json:
             keys = {"job": ("id", "input"), "progress": ("fraction", "message"), "result": ("input", "output"),
                     "error": ("input", "message"), "done": ("ok", "failed"), "cancelled": ()}[event]
             values = [str(f) if isinstance(f, Path) else f for f in fields]
-            print(json.dumps({"event": event, **dict(zip(keys, values))}), flush=True)
+            extra = {} if info is None else {"info": info}
+            print(json.dumps({"event": event, **dict(zip(keys, values)), **extra}), flush=True)
         else:
             print("\t".join([event, *(_field(f) for f in fields)]), flush=True)
 
@@ -173,16 +185,23 @@ def run(op: str, params: dict[str, Any], files: list[Path], out_dir: Path | None
                 say("job", job["id"], f)
             except (ServerError, OSError) as err:
                 failed += 1
-                say("error", f, getattr(err, "detail", str(err)))
+                say("error", f, _roots_hint(conn, err) if isinstance(err, ServerError) else str(err))
         n = len(jobs) + failed
         for i, (f, job_id) in enumerate(jobs):
-            last = None
-            for view in conn.events(job_id):
-                done_frac = (failed + i + view["progress"]) / max(n, 1)
-                if view["message"] != last:
-                    say("progress", round(done_frac, 4), view["message"])
-                    last = view["message"]
-            if view["state"] == "cancelled":
+            last, view = None, None
+            try:
+                for view in conn.events(job_id):
+                    done_frac = (failed + i + view["progress"]) / max(n, 1)
+                    if view["message"] != last:
+                        say("progress", round(done_frac, 4), view["message"])
+                        last = view["message"]
+            except (OSError, http.client.HTTPException):
+                view = None  # the server went away mid-job
+            if view is None or view["state"] not in ("done", "failed", "cancelled"):
+                failed += 1
+                say("error", f, SERVER_GONE)
+                continue
+            if view["state"] == "cancelled" and not view.get("error"):
                 raise KeyboardInterrupt
             for r in view["results"]:
                 if r["error"] or r["output"] is None:
@@ -191,10 +210,10 @@ def run(op: str, params: dict[str, Any], files: list[Path], out_dir: Path | None
                 elif upload:
                     out = _download(conn, r["download"], r["output"], out_dir or f.parent)
                     ok += 1
-                    say("result", f, out)
+                    say("result", f, out, info=r["info"])
                 else:
                     ok += 1
-                    say("result", f, r["output"])
+                    say("result", f, r["output"], info=r["info"])
             if not view["results"]:
                 failed += 1
                 say("error", f, view.get("error") or view["state"])
@@ -210,6 +229,42 @@ def run(op: str, params: dict[str, Any], files: list[Path], out_dir: Path | None
         signal.signal(signal.SIGTERM, previous)
     say("done", ok, failed)
     return 1 if failed else 0
+
+
+def _roots_hint(conn: Connection, err: ServerError) -> str:
+    """A refusal for a path outside the roots, with what to do when the server already running has other roots
+    than PYOPS_ALLOW_ROOTS asks for (a running server keeps the roots it was started with)."""
+    if err.status != 403 or "outside the allowed roots" not in err.detail:
+        return err.detail
+    info = conn.info
+    return (f"{err.detail}. The running server (pid {info['pid']}) was started with roots "
+            f"{', '.join(info.get('roots', []))} and keeps them: stop it with `pyops client stop` so that the next "
+            "call starts one with the roots in PYOPS_ALLOW_ROOTS")
+
+
+def stop(timeout: float = 15.0) -> int:
+    """`pyops client stop`: SIGTERM the running server and wait until it has exited and removed its state file.
+    Exit code 1, with the reason, if there is none or it is still running after `timeout` s."""
+    info = state.read_state()
+    if not info or not state.is_server(info.get("pid", -1)):
+        print("pyops: no pyops server is running", file=sys.stderr)
+        return 1
+    pid = info["pid"]
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not state.pid_alive(pid) and (state.read_state() or {}).get("pid") != pid:
+            print(f"pyops server {pid} stopped")
+            return 0
+        time.sleep(0.05)
+    if state.pid_alive(pid):
+        print(f"pyops: error: the pyops server (pid {pid}) is still running {timeout:g} s after SIGTERM; "
+              f"see its log {state.runtime_dir() / 'server.log'}, or end it with `kill -9 {pid}`", file=sys.stderr)
+    else:
+        state.remove_state(pid)
+        print(f"pyops: error: the pyops server (pid {pid}) exited without removing its state file (removed now)",
+              file=sys.stderr)
+    return 1
 
 
 def _upload(conn: Connection, path: Path) -> dict:

@@ -45,16 +45,20 @@ def start_server(base: Path, root: Path, *args: str) -> Server:
     proc = subprocess.Popen([sys.executable, "-m", "pyops", "serve", "--port", "0", "--allow-root", str(root), *args],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + 60
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"server exited: {proc.stdout.read()}")
-        if state.exists():
-            info = json.loads(state.read_text())
-            try:
-                Connection(info).json("GET", "/v1/health", timeout=2)
-                return Server(proc, info, env, root)
-            except OSError:
-                pass
-        time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError("server did not start")
+    try:
+        while time.time() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"server exited: {proc.stdout.read()}")
+            if state.exists():
+                info = json.loads(state.read_text())
+                try:
+                    Connection(info).json("GET", "/v1/health", timeout=2)
+                    return Server(proc, info, env, root)
+                except OSError:
+                    pass
+            time.sleep(0.05)
+        raise RuntimeError("server did not start")
+    except BaseException:
+        proc.kill()  # no server outlives a test that could not use it
+        proc.wait()
+        raise

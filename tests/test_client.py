@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -69,9 +71,12 @@ def test_client_starts_the_server_and_reports_progress_and_results(env):
     assert res.returncode == 0, res.stderr
     events = [json.loads(line) for line in res.stdout.splitlines()]
     assert events[-1] == {"event": "done", "ok": 1, "failed": 0}
-    out = next(x["output"] for x in events if x["event"] == "result")
-    assert provenance.read(out)["parameters"]["ev"] == "auto"
+    result = next(x for x in events if x["event"] == "result")
+    assert provenance.read(result["output"])["parameters"]["ev"] == "auto"
     assert _server_pid(e) == pid  # the running server was reused
+    direct = subprocess.run([sys.executable, "-m", "pyops", "run", "boost", root / "dark photo.tif", "--ev", "auto",
+                             "--json", "-o", root / "direct"], env=e, capture_output=True, text=True, timeout=300)
+    assert result["info"] == json.loads(direct.stdout.splitlines()[-1])["info"]  # the same info as `pyops run`
 
 
 def test_client_reports_each_failed_file_and_goes_on(env):
@@ -139,12 +144,60 @@ def test_schema_json_is_the_registry_and_lua_parses(env, tmp_path):
     assert res.stdout.strip() == ",".join(f"{o.name}:{len(o.params.model_fields)}" for o in operators())
 
 
+FIELD = {"t": "\t", "n": "\n", "r": "\r", "\\": "\\"}
+
+
+def _unescape(field):
+    return re.sub(r"\\(.)", lambda m: FIELD[m.group(1)], field)
+
+
+def test_tabs_newlines_and_backslashes_in_paths_are_escaped_not_mangled(env, tmp_path):
+    e, root = env
+    odd = root / "a\tb\\c\nd\re.tif"
+    shutil.copy(root / "dark photo.tif", odd)
+    res = client(e, "run", "bin", odd, "-o", root / "odd-out")
+    assert res.returncode == 0, res.stderr
+    lines = res.stdout.split("\n")[:-1]
+    assert all(line.count("\t") == 2 for line in lines)
+    ev = [[_unescape(f) for f in line.split("\t")] for line in lines]
+    assert ev[0][2] == str(odd)
+    (result,) = [x for x in ev if x[0] == "result"]
+    assert result[1] == str(odd) and Path(result[2]).is_file() and Path(result[2]).parent == root / "odd-out"
+    exe = shutil.which("lua5.4") or shutil.which("lua")
+    if exe is None:
+        missing("no Lua interpreter (lua5.4)")
+    lua = Path(__file__).parent.parent / "lua" / "pyops.lua"
+    code = "\n".join(line for line in lua.read_text().splitlines() if "FIELD_ESCAPES" in line)
+    check = code + '\nfor line in io.lines(arg[1]) do local k, a, b = line:match("^(%a+)\\t([^\\t]*)\\t?(.*)$"); ' \
+        'io.write(k, "|", unescape_field(a), "|", unescape_field(b), "\\0") end'
+    (tmp_path / "out.txt").write_text(res.stdout)
+    parsed = subprocess.run([exe, "-e", f"arg = {{'{tmp_path / 'out.txt'}'}}", "-e", check], capture_output=True)
+    assert parsed.returncode == 0, parsed.stderr
+    assert parsed.stdout.decode().split("\0")[:-1] == ["|".join(x + [""] * (3 - len(x))) for x in ev]
+
+
+def test_a_refusal_after_following_the_roots_hint_says_the_running_server_keeps_its_roots(env, tmp_path):
+    e, root = env
+    other = tmp_path / "elsewhere"
+    other.mkdir()
+    shutil.copy(root / "dark photo.tif", other / "p.tif")
+    pid = _server_pid(e)
+    res = client(dict(e, PYOPS_ALLOW_ROOTS=os.pathsep.join([str(root), str(other)])), "run", "bin", other / "p.tif")
+    assert res.returncode == 1
+    (error,) = [x for x in _events(res.stdout) if x[0] == "error"]
+    assert "outside the allowed roots" in error[2]
+    assert f"running server (pid {pid}) was started with roots {root}" in error[2]
+    assert "`pyops client stop`" in error[2] and "PYOPS_ALLOW_ROOTS" in error[2]
+
+
 def test_status_and_stop(env, tmp_path):
     fresh = server_env(tmp_path)
     assert client(fresh, "status").returncode == 1
-    e, _ = env
+    e, root = env
     status = client(e, "status")
-    assert status.returncode == 0 and "pyops server" in status.stdout
+    assert status.returncode == 0 and status.stdout.startswith("pyops server")
+    assert f"roots: {root}\n" in status.stdout and "{" not in status.stdout
     pid = _server_pid(e)
-    assert client(e, "stop").returncode == 0
-    assert not state.pid_alive(pid)
+    stop = client(e, "stop")
+    assert stop.returncode == 0 and stop.stdout == f"pyops server {pid} stopped\n"
+    assert not state.pid_alive(pid) and not os.path.exists(os.path.join(e["XDG_RUNTIME_DIR"], "pyops", "server.json"))

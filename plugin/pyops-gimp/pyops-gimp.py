@@ -171,7 +171,8 @@ class Server:
             except ValueError:
                 detail = data.decode(errors="replace")
             if isinstance(detail, list):  # pydantic's list of problems
-                detail = "; ".join(f"{'.'.join(map(str, d.get('loc', [])[1:]))}: {d.get('msg')}" for d in detail)
+                detail = "; ".join(f"{'.'.join(map(str, d.get('loc', [])[1:]))}: "
+                                   f"{str(d.get('msg')).removeprefix('Value error, ')}" for d in detail)
             raise PyopsError(f"pyops server: {detail} (HTTP {resp.status})")
         return data
 

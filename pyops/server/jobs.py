@@ -3,6 +3,7 @@ cancel and time limit through the operators' progress callback, per-file results
 from __future__ import annotations
 
 import logging
+import shutil
 import threading
 import time
 import uuid
@@ -17,6 +18,7 @@ from pyops.registry import Cancelled, ParamError, Params
 
 log = logging.getLogger("pyops.server")
 TERMINAL = {"done", "failed", "cancelled"}
+STOPPED = "the pyops server stopped while running this job"
 
 
 class TimeLimit(Cancelled):
@@ -51,6 +53,8 @@ class Job:
     finished: float | None = None
     version: int = 0
     cancel: threading.Event = field(default_factory=threading.Event)
+    cleanup: list[Path] = field(default_factory=list)  # spool folders (its uploads) removed when the job ends
+    ended: threading.Event = field(default_factory=threading.Event)
 
     def view(self) -> dict[str, Any]:
         return {
@@ -72,6 +76,7 @@ class JobManager:
         self.scheduler = scheduler  # a Dask scheduler for jobs of several files in path mode
         self._dask = None
         self._lock = threading.Lock()
+        self.stopping = threading.Event()  # set when the server shuts down: jobs and event streams end
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="pyops-job")
 
     def submit(self, job: Job) -> Job:
@@ -87,18 +92,36 @@ class JobManager:
         job.cancel.set()
         with self._lock:
             if job.state == "queued":
-                self._finish(job, "cancelled", "cancelled before it started")
+                why = STOPPED if self.stopping.is_set() else None
+                self._finish(job, "cancelled", "cancelled before it started", why)
+
+    def active(self) -> list[Job]:
+        """Jobs that are queued or running."""
+        return [j for j in list(self.jobs.values()) if j.state not in TERMINAL]
 
     def counts(self) -> dict[str, int]:
         states = [j.state for j in list(self.jobs.values())]
         return {s: states.count(s) for s in ("queued", "running", "done", "failed", "cancelled")}
 
-    def shutdown(self) -> None:
+    def stop(self) -> None:
+        """Begin shutting down: every job is asked to cancel, event streams end. Safe in a signal handler (no
+        locks taken)."""
+        self.stopping.set()
         for job in list(self.jobs.values()):
             job.cancel.set()
-        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def shutdown(self, timeout: float = 10.0) -> bool:
+        """Cancel every job and wait up to `timeout` s for the running ones to stop (they stop at their next
+        progress report). False if one is still running (the caller exits anyway: writes are atomic)."""
+        self.stop()
+        for job in self.active():
+            self.cancel(job)
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        deadline = time.monotonic() + timeout
+        stopped = all(job.ended.wait(max(deadline - time.monotonic(), 0)) for job in self.active())
         if self._dask is not None:
             self._dask.close()
+        return stopped
 
     def _run_here(self, job: Job, deadline: float) -> None:
         """The job's files one after the other in this process, each result recorded as it ends."""
@@ -114,7 +137,8 @@ class JobManager:
             progress(0.0, "starting")
             result = FileResult(name)
             try:
-                out = process_file(job.operator, job.params, path, job.out_dir, job.fmt, progress)
+                out = process_file(job.operator, job.params, path, job.out_dir, job.fmt, progress,
+                                   source_name=name if job.mode == "upload" else None)
                 result.output, result.info = out.output, out.info
             except (InputError, ParamError, ValueError, OSError) as err:
                 result.error = str(err).replace(str(path), name)
@@ -171,8 +195,11 @@ class JobManager:
         job.version += 1
 
     def _finish(self, job: Job, state: str, message: str, error: str | None = None) -> None:
+        for folder in job.cleanup:
+            shutil.rmtree(folder, ignore_errors=True)
         job.state, job.message, job.error, job.finished = state, message, error, time.time()
         job.version += 1
+        job.ended.set()
 
     def _run(self, job: Job) -> None:
         with self._lock:
@@ -191,7 +218,10 @@ class JobManager:
             self._finish(job, "failed", "time limit", f"time limit of {self.time_limit:g} s exceeded")
             return
         except Cancelled:
-            self._finish(job, "cancelled", "cancelled")
+            if self.stopping.is_set():
+                self._finish(job, "cancelled", "server stopped", STOPPED)
+            else:
+                self._finish(job, "cancelled", "cancelled")
             return
         failed = sum(r.error is not None for r in job.results)
         if failed == n:

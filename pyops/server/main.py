@@ -4,7 +4,7 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -25,13 +25,32 @@ def spool_dir() -> Path:
     return base
 
 
-def _clean_spool(spool: Path, max_age_s: float = 86400) -> None:
-    """Uploads and upload-mode results older than a day are removed when a server starts."""
-    now = time.time()
-    for sub in ("uploads", "results"):
-        for entry in (spool / sub).glob("*"):
-            if now - entry.stat().st_mtime > max_age_s:
-                shutil.rmtree(entry, ignore_errors=True)
+def own_names(host: str) -> set[str]:
+    """The Host names a client may use for a server bound to `host`: itself, and for a wildcard address
+    (0.0.0.0, ::) the machine's name and its addresses (from its name and the interfaces with a route out)."""
+    if host not in ("0.0.0.0", "::"):
+        return {host.lower()}
+    names = {host, socket.gethostname().lower(), socket.getfqdn().lower()}
+    for name in list(names):
+        try:
+            names |= {str(ai[4][0]).split("%")[0].lower() for ai in socket.getaddrinfo(name, None)}
+        except OSError:
+            pass
+    for family, probe in ((socket.AF_INET, "192.0.2.1"), (socket.AF_INET6, "2001:db8::1")):  # no packet is sent
+        try:
+            with socket.socket(family, socket.SOCK_DGRAM) as s:
+                s.connect((probe, 9))
+                names.add(s.getsockname()[0].split("%")[0].lower())
+        except OSError:
+            pass
+    return names
+
+
+def _sweep(spool, manager, interval: float) -> None:
+    """Every `interval` s, remove the spool's expired uploads and results (not those of live jobs)."""
+    while not manager.stopping.wait(interval):
+        live = manager.active()
+        spool.sweep({j.id for j in live} | {f.name for j in live for f in j.cleanup})
 
 
 def _warm_up() -> None:
@@ -92,7 +111,8 @@ def _detach(argv: list[str]) -> int:
 
 
 def serve(host: str, port: int, roots: list[Path], workers: int, detach: bool, max_megapixels: float,
-          time_limit: float, allow_remote: bool, argv: list[str], scheduler: str | None = None) -> int:
+          time_limit: float, allow_remote: bool, argv: list[str], scheduler: str | None = None,
+          spool_quota_mb: float = 4096.0, spool_ttl: float = 3600.0, max_memory_gb: float | None = None) -> int:
     if host not in LOOPBACK and not allow_remote:
         print(f"pyops: error: binding {host} would expose the server beyond this machine; add --allow-remote "
               "if that is really wanted", file=sys.stderr)
@@ -112,6 +132,7 @@ def serve(host: str, port: int, roots: list[Path], workers: int, detach: bool, m
     import uvicorn
 
     from pyops.server.app import ServerConfig, create_app
+    from pyops.memory import default_limit
     from pyops.server.jobs import JobManager
 
     real_roots = [Path(r).expanduser().resolve() for r in (roots or [Path.home()])]
@@ -127,23 +148,43 @@ def serve(host: str, port: int, roots: list[Path], workers: int, detach: bool, m
         print(f"pyops: error: cannot listen on {host}:{port}: {err}", file=sys.stderr)
         return 1
     port = sock.getsockname()[1]
-    spool = spool_dir()
-    _clean_spool(spool)
-    config = ServerConfig(token=secrets.token_urlsafe(32), roots=real_roots, spool=spool, workers=workers,
-                          time_limit=time_limit, max_megapixels=max_megapixels,
-                          extra_hosts=set() if host in LOOPBACK else {host})
+    config = ServerConfig(token=secrets.token_urlsafe(32), roots=real_roots, spool=spool_dir(), workers=workers,
+                          time_limit=time_limit, max_megapixels=max_megapixels, spool_quota_mb=spool_quota_mb,
+                          max_memory=int(max_memory_gb * 1e9) if max_memory_gb is not None else default_limit(workers),
+                          spool_ttl=spool_ttl, extra_hosts=set() if host in LOOPBACK else own_names(host))
     manager = JobManager(workers, time_limit, scheduler)
     app = create_app(config, manager)
+    app.state.spool.clear()
+    threading.Thread(target=_sweep, args=(app.state.spool, manager, min(60.0, spool_ttl / 4)), daemon=True,
+                     name="pyops-spool-sweep").start()
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig, frame) -> None:
+            """SIGTERM/SIGINT: cancel the jobs and end the event streams now (uvicorn's graceful shutdown waits
+            for every open response), then let uvicorn shut down."""
+            manager.stop()
+            super().handle_exit(sig, frame)
+
+    server = Server(uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=5))
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        # uvicorn restores these handlers after its shutdown and raises the signal again: with the default
+        # action the process would die there, before the jobs are stopped and the state file removed below
+        signal.signal(sig, server.handle_exit)
     url_host = f"[{host}]" if ":" in host else host
     state.write_state({"pid": os.getpid(), "host": host, "port": port, "url": f"http://{url_host}:{port}",
                        "token": config.token, "version": __version__, "roots": [str(r) for r in real_roots],
                        "started": time.time()})
     threading.Thread(target=_warm_up, daemon=True, name="pyops-warm-up").start()
-    log.info("pyops %s serving on http://%s:%d, roots %s", __version__, url_host, port, real_roots)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", access_log=False))
+    log.info("pyops %s serving on http://%s:%d, roots %s", __version__, url_host, port,
+             ", ".join(map(str, real_roots)))
     try:
         server.run(sockets=[sock])
     finally:
-        manager.shutdown()
+        stopped = manager.shutdown(timeout=5)
         state.remove_state(os.getpid())
+        log.info("pyops server stopped")
+    if not stopped:  # a job step that does not report progress: its output is a temp file, never a result
+        log.warning("a job did not stop within 5 s; exiting without waiting for it")
+        logging.shutdown()
+        os._exit(1)
     return 0
