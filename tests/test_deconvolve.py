@@ -497,3 +497,12 @@ def test_concurrent_saves_under_one_name_all_keep_their_kernel(tmp_path, monkeyp
         np.testing.assert_allclose(psfmod.load(name)[0], k, atol=1e-7)
         assert psfmod.record(name)["name"] == name
     assert not [p for p in psfmod.library_dir().iterdir() if p.name.startswith(".")]  # no temp file left
+
+
+@pytest.mark.parametrize("shape", [(256, 256, 3), (256, 256)])
+def test_stop_none_runs_every_iteration_even_when_the_residual_rises(shape):
+    """`stop=none` is a promise: on a noise-only image the residual rises after 10 (grey) or 17 (RGB)
+    iterations, which used to end the run as "diverging" even with stop=none; all 30 must run."""
+    img = np.random.default_rng(0).random(shape, dtype=np.float32) * 0.5 + 0.1
+    _, info = pyops.run("deconvolve", img, psf="gaussian:sigma=1.6", iterations=30, stop="none", return_info=True)
+    assert info["iterations"] == 30 and "maximum of 30" in info["stopped"]

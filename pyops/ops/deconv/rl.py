@@ -10,8 +10,8 @@
 - Stopping (`auto`): the discrepancy principle (the residual Ku − f falls to the noise level σ, estimated
   robustly as the MAD of the finest diagonal Haar band / 0.6745, Donoho & Johnstone 1994), or a relative change
   below 1e-4, or (plain RL, which amplifies noise the longer it runs) a residual that fell less than 1 % over 10
-  iterations; always on divergence (the residual grows three times running). RL-TV keeps sharpening while its
-  residual is flat, so it is not stopped on that.
+  iterations; or on divergence (the residual grows three times running). RL-TV keeps sharpening while its
+  residual is flat, so it is not stopped on that. `none` runs every iteration asked for.
 - Edges: reflect padding to a 2·3·5·7-smooth size, tapered (raised cosine) towards the mean so the FFT's wrap
   -around meets no step; the OTF is computed once; elementwise and TV steps are fused numba kernels.
 """
@@ -227,7 +227,7 @@ def deconvolve(image: np.ndarray, psf: np.ndarray, opts: Options,
         rel = math.sqrt(change) / max(math.sqrt(norm), EPS)
         if progress:
             progress(it / opts.iterations, f"iteration {it}, residual {rms:.4g}")
-        if len(history) >= 4 and history[-1] > history[-2] > history[-3] > history[-4]:
+        if opts.stop == "auto" and len(history) >= 4 and history[-1] > history[-2] > history[-3] > history[-4]:
             reason = f"diverging (residual rose 3 times) at iteration {it}"
             break
         if opts.stop == "auto" and rms <= sigma:
