@@ -21,6 +21,16 @@ def _literal(text: str) -> str:
     return str(text).replace("%", "%%")
 
 
+def _output_dir(text: str) -> Path:
+    """`-o DIR` of every operator command: a folder, or a new one whose parent exists (files.check_output_dir)."""
+    from pyops.io.files import OutputError, check_output_dir
+
+    try:
+        return check_output_dir(Path(text))
+    except OutputError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
+
+
 def _flag_help(d: dict) -> str:
     """A parameter's help line from the registry, ready for argparse (% escaped)."""
     parts = [d["help"]]
@@ -76,7 +86,8 @@ def _build(ops) -> argparse.ArgumentParser:
         for op in ops:
             sp = op_sub.add_parser(op.name, help=_literal(op.summary), description=op.summary)
             sp.add_argument("inputs", nargs=inputs, metavar="INPUT", type=Path)
-            sp.add_argument("-o", "--output-dir", type=Path, help="folder for results (default: next to each input)")
+            sp.add_argument("-o", "--output-dir", type=_output_dir, help="folder for results (default: next to each "
+                            "input; only its last folder is made)")
             sp.add_argument("--format", choices=sorted(FORMATS), help="output format (default: dng for raw-domain "
                             "results, else 16-bit linear TIFF)")
             sp.add_argument("--json", action="store_true", help="print JSON objects instead of text lines")
@@ -213,7 +224,7 @@ def _run(args, op) -> int:
     from tqdm import tqdm
 
     from pyops import memory
-    from pyops.io.files import InputError, OutputError, check_output_dir
+    from pyops.io.files import InputError
     from pyops.process import process_file
     from pyops.registry import ParamError
 
@@ -229,12 +240,6 @@ def _run(args, op) -> int:
     for reason in too_big:  # before anything is decoded
         print(f"pyops: {reason} (--max-memory-gb or {memory.ENV})", file=sys.stderr)
     if too_big:
-        return 2
-    try:
-        if args.output_dir is not None:
-            check_output_dir(args.output_dir)
-    except OutputError as err:
-        print(f"pyops: error: {err}", file=sys.stderr)
         return 2
     failed = written = 0
     # on a terminal (only): a bar driven by the operator's progress, so one long file shows its progress too
@@ -294,7 +299,6 @@ def _batch_until(args, op, stop) -> int:
     from tqdm import tqdm
 
     from pyops import batch
-    from pyops.io.files import OutputError, check_output_dir
     from pyops.registry import ParamError
 
     params = _params(args, op)
@@ -309,12 +313,6 @@ def _batch_until(args, op, stop) -> int:
             return 2
     if not inputs:
         print("pyops: batch: no input files (give paths or --from-list FILE)", file=sys.stderr)
-        return 2
-    try:
-        if args.output_dir is not None:
-            check_output_dir(args.output_dir)
-    except OutputError as err:
-        print(f"pyops: batch: {err}", file=sys.stderr)
         return 2
     try:
         client = batch.connect(args.scheduler, args.workers)

@@ -60,3 +60,13 @@ def bayer_reference(m: np.ndarray, k: int) -> np.ndarray:
         for b in range(2):
             out[a::2, b::2] = block_sum(m[a::2, b::2].astype(np.int64), k)[: ho // 2, : wo // 2]
     return out
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, root):
+    """A real `pyops serve` allowed the module's `root` fixture, shared by the module's tests."""
+    from tests.server_helpers import start_server
+
+    srv = start_server(tmp_path_factory.mktemp("srv"), root)
+    yield srv
+    srv.stop()

@@ -37,13 +37,6 @@ def root(tmp_path_factory):
     return d
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, root):
-    srv = start_server(tmp_path_factory.mktemp("srv"), root)
-    yield srv
-    srv.stop()
-
-
 def _input_for(op, root):
     return root / ("IMG_0101.CRW" if op.wants_raw(op.params()) else "photo.tif")
 

@@ -33,13 +33,6 @@ def root(tmp_path_factory):
     return d
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory, root):
-    srv = start_server(tmp_path_factory.mktemp("srv"), root)
-    yield srv
-    srv.stop()
-
-
 def _job(conn, **fields):
     return conn.json("POST", "/v1/jobs", {"operator": "deconvolve", **fields})
 
