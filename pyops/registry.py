@@ -113,11 +113,16 @@ def _error_lines(err: ValidationError) -> list[str]:
         if e.get("type") == "extra_forbidden":
             by_field.setdefault(name, []).append("unknown parameter")
             continue
+        array = isinstance(e.get("input"), np.ndarray)
+        if array and e.get("type") == "string_type":  # an array is checked by its own alternative
+            continue
         msg = str(e.get("msg", "")).removeprefix("Value error, ")
         msg = msg[0].lower() + msg[1:] if msg[1:2].islower() else msg  # not 'pSF'
         if msg not in by_field.setdefault(name, []):
             by_field[name].append(msg)
-        if "input" in e and not isinstance(e["input"], dict):
+        if array:
+            by_field[name].append(f"(got an array of shape {e['input'].shape})")
+        elif "input" in e and not isinstance(e["input"], dict):
             by_field[name].append(f"(got {e['input']!r})")
     lines = []
     for name, msgs in by_field.items():
@@ -154,6 +159,10 @@ def _type_facts(ann) -> dict[str, Any]:
     if origin is typing.Literal:
         return {"type": "choice", "choices": list(args)}
     if origin in (typing.Union, types.UnionType):
+        described = tuple(a for a in args if not _python_only(a))
+        if len(described) == 1:
+            return _type_facts(described[0])
+        args = described
         if all(typing.get_origin(a) is typing.Literal for a in args):
             return {"type": "choice", "choices": [c for a in args for c in typing.get_args(a)]}
         facts: dict[str, Any] = {}
@@ -169,6 +178,13 @@ def _type_facts(ann) -> dict[str, Any]:
     if origin is typing.Annotated:
         return _type_facts(args[0])
     return {"type": {int: "int", float: "float", bool: "bool", str: "str"}.get(ann, "str")}
+
+
+def _python_only(ann) -> bool:
+    """An alternative that only Python callers can pass (marked SkipJsonSchema, e.g. a PSF as an array)."""
+    from pydantic.json_schema import SkipJsonSchema
+
+    return any(isinstance(m, SkipJsonSchema) for m in getattr(ann, "__metadata__", ()))
 
 
 REGISTRY: dict[str, Operator] = {}

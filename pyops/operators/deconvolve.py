@@ -19,8 +19,8 @@ PSF_HELP = ("the blur: a PSF library name, a file (.npy, 16-bit PNG/TIFF), or a 
 
 
 class DeconvolveParams(Params):
-    psf: str = Field("gaussian:sigma=1.0", min_length=1, max_length=4096, description=PSF_HELP,
-                     json_schema_extra={"path": True, "suggest": "psf_library"})
+    psf: Annotated[str, Field(min_length=1, max_length=4096)] | psfmod.Kernel = Field(
+        "gaussian:sigma=1.0", description=PSF_HELP, json_schema_extra={"path": True, "suggest": "psf_library"})
     method: Literal["rl_tv", "rl"] = Field("rl_tv", description="rl_tv: Richardson–Lucy with total-variation "
                                            "regularisation (cleaner); rl: plain Richardson–Lucy")
     iterations: int = Field(50, ge=1, le=1000, description="maximum number of iterations")
@@ -34,9 +34,11 @@ class DeconvolveParams(Params):
 
     @field_validator("psf")
     @classmethod
-    def _psf_spec_is_valid(cls, value: str) -> str:
+    def _psf_spec_is_valid(cls, value: str | np.ndarray) -> str | np.ndarray:
         """Model specs are checked here; files and library names only when the job runs (the server first
         checks that a file is under its allowed roots, so validation never reads files)."""
+        if isinstance(value, np.ndarray):  # checked by psfmod.as_kernel
+            return value
         if psfmod.is_spec(value):
             psfmod.check_spec(value)  # the kernel is built when the job runs
         elif "/" not in value and "." not in value:
@@ -74,7 +76,7 @@ def deconvolve_op(image, p: DeconvolveParams, progress) -> Result:
         out = image[..., :3] * luminance_ratio(y_new, y).astype(np.float32)[..., None]
     else:
         out, info = deconvolve(image, kernel, opts, progress)
-    info.update(psf=p.psf, psf_shape=list(kernel.shape), psf_sha256=psfmod.kernel_sha256(kernel), method=p.method)
+    info.update(psf=p.model_dump(include={"psf"})["psf"], psf_shape=list(kernel.shape), psf_sha256=psfmod.kernel_sha256(kernel), method=p.method)
     if kernel.size <= KERNEL_IN_INFO:  # the kernel itself, so the result can be re-made whatever the library holds
         info["psf_kernel"] = kernel.tolist()
     return Result(out.astype(np.float32), info)

@@ -47,6 +47,16 @@ class PsfEstimateParams(Params):
     replace: bool = Field(False, description="replace a library PSF of that name (otherwise it is kept and the "
                           "new one saved as name_01, name_02, …)")
 
+    @field_validator("region", mode="before")
+    @classmethod
+    def _region_tuple(cls, value):
+        """The Python API also takes (x, y, w, h) as a tuple, a list or an array of four integers."""
+        if isinstance(value, (tuple, list, np.ndarray)):
+            if len(value) != 4 or not all(float(v).is_integer() for v in value):
+                raise ValueError("region must be 'auto' or (x, y, w, h): four integers in image pixels")
+            return ",".join(str(int(v)) for v in value)
+        return value
+
     @field_validator("region")
     @classmethod
     def _region(cls, value: str) -> str:

@@ -15,9 +15,11 @@ import os
 import re
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import numpy as np
+from pydantic import PlainSerializer, PlainValidator
+from pydantic.json_schema import SkipJsonSchema
 
 from pyops.registry import ParamError
 
@@ -46,6 +48,29 @@ def normalize(k: np.ndarray) -> np.ndarray:
     if total <= 0:
         raise ParamError("a PSF must have a positive sum")
     return (k / total).astype(np.float32)
+
+
+def as_kernel(value: Any) -> np.ndarray:
+    """A PSF passed as a NumPy array (the Python API, like scikit-image's `psf=`): 2-D, finite, non-negative
+    somewhere; normalised as every PSF is."""
+    if not isinstance(value, np.ndarray):
+        raise ValueError("a PSF must be a spec, a file, a library name or a 2-D NumPy array")
+    if value.ndim == 2 and not np.isfinite(value).all():
+        raise ValueError("a PSF array must be finite (no NaN or inf)")
+    try:
+        return normalize(value)
+    except ParamError as err:
+        raise ValueError(str(err)) from None
+
+
+def kernel_label(kernel: np.ndarray) -> str:
+    """How a PSF given as an array is recorded (provenance, info): its size and content hash."""
+    return f"array {kernel.shape[1]}×{kernel.shape[0]} sha256:{kernel_sha256(kernel)[:16]}"
+
+
+# a parameter type for Python callers only: validated by as_kernel, recorded as its label, absent from the
+# JSON schema (the CLI, the server and the plug-ins take text)
+Kernel = SkipJsonSchema[Annotated[np.ndarray, PlainValidator(as_kernel), PlainSerializer(kernel_label, return_type=str)]]
 
 
 def _supersample(size: int) -> int:
@@ -280,8 +305,10 @@ def names_a_file(psf: str) -> bool:
     return not is_spec(psf) and (os.sep in psf or Path(psf).suffix.lower() in (".npy", ".png", ".tif", ".tiff"))
 
 
-def resolve(psf: str) -> np.ndarray:
-    """A PSF from a spec (`gaussian:sigma=1.6`), a file path, or a library name — in that order."""
+def resolve(psf: str | np.ndarray) -> np.ndarray:
+    """A PSF from an array, a spec (`gaussian:sigma=1.6`), a file path, or a library name — in that order."""
+    if isinstance(psf, np.ndarray):
+        return as_kernel(psf)
     if is_spec(psf):
         return parse_spec(psf)
     if names_a_file(psf):
