@@ -11,6 +11,7 @@ from pydantic import Field, field_validator
 from pyops.color import luminance
 from pyops.ops.deconv import blind, stars
 from pyops.ops.deconv import psf as psfmod
+from pyops.ops.deconv import region as region_mod
 from pyops.registry import ParamError, Params, Result, operator
 
 AUTO_SIZE = 31
@@ -37,8 +38,9 @@ class PsfEstimateParams(Params):
     method: Literal["blind", "stars"] = Field("blind", description="blind: from any sharp-edged detail (camera "
                                               "shake, defocus); stars: median of the isolated unsaturated stars")
     region: str = Field("auto", max_length=64, description="x,y,w,h (image pixels) of a detail with sharp edges "
-                        "in the blurred photo, or of a star field; auto: the 512×512 window with the most detail "
-                        "(stars: the whole frame)")
+                        "in the blurred photo, or of a star field; auto: the 512×512 window with the most edges "
+                        "above the noise, away from clipped highlights and the frame's border (stars: the whole "
+                        "frame)")
     size: Annotated[int, Field(ge=3, le=101)] | Literal["auto"] = Field(
         "auto", description="largest blur to look for (odd, px); auto: 31 px, cropped to the kernel found",
         json_schema_extra={"unit": "px"})
@@ -76,11 +78,13 @@ def library_name(stem: str) -> str:
 
 
 def psf_estimate_memory(h: int, w: int, c: int, p: PsfEstimateParams) -> int:
-    """Bytes beyond the input: the luminance plane, and per pixel of the region the multi-scale spectra of the
-    blind search (or the star finder's planes on the whole frame) (pyops.memory)."""
+    """Bytes beyond the input: the luminance plane, the automatic region search over the frame, and per pixel
+    of the region the multi-scale spectra of the blind search (or the star finder's planes on the whole frame)
+    (pyops.memory)."""
     region = parse_region(p.region)
     area = region[2] * region[3] if region else (h * w if p.method == "stars" else AUTO_REGION * AUTO_REGION)
-    return 4 * h * w + (64 if p.method == "stars" else 400) * min(area, h * w)
+    search = 32 * h * w if region is None and p.method == "blind" else 0  # pyops.ops.deconv.region's planes
+    return 4 * h * w + (64 if p.method == "stars" else 400) * min(area, h * w) + search
 
 
 @operator("psf_estimate", "Measure the blur (PSF) of a photo blind, on a region with sharp edges, and save it "
@@ -88,7 +92,8 @@ def psf_estimate_memory(h: int, w: int, c: int, p: PsfEstimateParams) -> int:
 def psf_estimate_op(image, p: PsfEstimateParams, progress) -> Result:
     gray = luminance(image) if image.ndim == 3 else np.asarray(image, np.float32)
     h, w = gray.shape
-    region = parse_region(p.region) or ((0, 0, w, h) if p.method == "stars" else blind.detail_region(gray, AUTO_REGION))
+    region = parse_region(p.region) or ((0, 0, w, h) if p.method == "stars"
+                                        else region_mod.detail_region(image, AUTO_REGION))
     x, y, rw, rh = region
     if x + rw > w or y + rh > h:
         raise ParamError(f"psf_estimate: region {x},{y},{rw},{rh} is outside the {w}×{h} image")
