@@ -136,7 +136,7 @@ def session(request, tmp_path_factory):
     pyops_exe = str(Path(sys.executable).with_name("pyops"))
     driver = (DRIVER.replace("@STATUS@", str(work / "status.txt")).replace("@PHOTOS@", str(photos))
               .replace("@RAW@", RAW_NAME).replace("@SHAKE@", MOTION_CRW.name).replace("@PYOPS@", pyops_exe))
-    result = run_darktable(work, driver, version=version)
+    result = run_darktable(work, driver, version=version, restore=(photos, work / "data"))
     assert "lua_error" not in result.status, result.status["lua_error"]
     assert result.status.get("end") == "still running", result.log[-3000:]
     return result.status, photos
@@ -231,3 +231,28 @@ def test_darktable_shortcut_action_runs_the_operator(session):
     status, _ = session
     assert status["shortcut.imported"] == "1" and status["shortcut.grouped1"] == "true"
     assert status["shortcut.result1"].endswith("_pyops-twostop_01.tif")  # the default run made the first one
+
+
+def test_a_session_darktable_dies_in_is_run_again_from_the_same_files(tmp_path):
+    """The harness's answer to darktable's own rare crashes (tests/darktable_helpers.run_darktable): a run killed
+    by a signal is kept as a log and run once more, with the folders the driver changed put back as they were."""
+    require_darktable("4.2")
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    shutil.copy(need(CANON_CHECKER), photos / "a.CRW")
+    mark = tmp_path / "crashed-once"
+    driver = f'''
+local dt = require "darktable"
+dt.database.import([[{photos}/a.CRW]])
+if not io.open([[{mark}]]) then
+  io.open([[{mark}]], "w"):close()
+  io.open([[{photos}/first-attempt.txt]], "w"):close()
+  dt.control.execute("kill -ABRT $PPID")
+  dt.control.sleep(60000)
+end
+local out = io.open([[{tmp_path}/status.txt]], "a") out:write("end\\tstill running\\n") out:close()
+'''
+    result = run_darktable(tmp_path, driver, restore=(photos,))
+    assert result.crashes == 1 and (tmp_path / "darktable-crash-1.log").exists()
+    assert result.status.get("end") == "still running", result.log[-2000:]
+    assert sorted(p.name for p in photos.iterdir() if p.suffix != ".xmp") == ["a.CRW"]
