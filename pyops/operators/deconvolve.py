@@ -52,12 +52,12 @@ PSF_PAD = 128  # padding assumed per side for the estimate (rl pads by the kerne
 def deconvolve_memory(h: int, w: int, c: int, p: DeconvolveParams) -> int:
     """Bytes beyond the input, at the peak inside the iterations: per deconvolved channel the padded planes
     (observed, estimate, previous, spare; with acceleration also the extrapolated point and two gradients), 7
-    shared padded planes (ratio, TV norm, OTF, spectrum, FFT buffers), and the clipped copy of the input
-    (pyops.memory)."""
+    shared padded planes (ratio, TV norm, OTF, spectrum, FFT buffers), the clipped copy of the input and its
+    clipped-pixel mask (one byte a value; the mask is marked in the observed planes, not stored padded) (pyops.memory)."""
     padded = fftmod.good_size(h + 2 * PSF_PAD) * fftmod.good_size(w + 2 * PSF_PAD)
     nc = 1 if p.luminance_only and c >= 3 else c
     planes = nc * (7 if p.accelerate else 4) + 7
-    return 4 * padded * planes + 4 * h * w * (nc + (1 if nc != c else 0))
+    return 4 * padded * planes + 4 * h * w * (nc + (1 if nc != c else 0)) + h * w * nc
 
 
 @operator("deconvolve", "Sharpen a blurred image: Richardson–Lucy deconvolution (TV-regularised) with a known PSF",

@@ -1,0 +1,110 @@
+"""Signal-dependent (Poisson–Gaussian) noise model of a linear image, estimated from the image itself.
+
+Foi, Trimeche, Katkovnik & Egiazarian, "Practical Poissonian-Gaussian noise modeling and fitting for single-image
+raw-data", IEEE TIP 17 (2008): the noise variance at the noise-free level y is σ²(y) = a·y + b (a: the inverse of
+the electrons per unit of signal, the Poisson part; b: read noise). As in that paper, the noise is measured in the
+finest wavelet detail (here the diagonal Haar band, which holds almost no signal in a blurred or smooth image and
+whose coefficients have the pixels' variance), the level y by a local mean; the detail coefficients are grouped into
+level sets (bins of equal count), each bin's variance is estimated robustly (MAD, Donoho & Johnstone 1994, which
+rejects the edges that leak into the band), and a·y + b is fitted to the bins by non-negative weighted least squares
+(weights ∝ count / σ⁴, the inverse variance of a variance estimate). Blocks touching clipped (≥ the white point) or
+zero pixels are left out; data on a grid of step q (8-bit files) has at least the quantisation variance q²/12. At most 250 000 blocks per channel are used (a regular subsample of rows), so a 24 MP image takes ≈ 0.1 s.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+MAX_BLOCKS = 250_000
+BINS = 16
+MAD = 0.6745
+
+
+@dataclass(frozen=True)
+class NoiseModel:
+    """σ²(y) = a·y + b per channel (arrays of length C)."""
+    a: np.ndarray
+    b: np.ndarray
+
+    def variance(self, y: np.ndarray, channel: int = 0) -> np.ndarray:
+        return self.a[channel] * np.clip(y, 0, None) + self.b[channel]
+
+    def sigma(self) -> float:
+        """One σ for the whole image: √b when the model has no Poisson part, otherwise the σ at level 0.25."""
+        return float(np.mean(np.sqrt(self.a * 0.25 + self.b)))
+
+    def to_info(self) -> dict:
+        return {"a": [float(v) for v in self.a], "b": [float(v) for v in self.b]}
+
+
+def _blocks(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """2×2 Haar blocks of one channel on a row subsample: (diagonal detail, local mean, block min, block max)."""
+    h, w = x.shape[0] // 2 * 2, x.shape[1] // 2 * 2
+    step = max(1, int(np.ceil((h // 2) * (w // 2) / MAX_BLOCKS)))
+    rows = np.arange(0, h // 2, step)
+    r0 = x[2 * rows, :w].astype(np.float64)
+    r1 = x[2 * rows + 1, :w].astype(np.float64)
+    a, b, c, d = r0[:, 0::2], r0[:, 1::2], r1[:, 0::2], r1[:, 1::2]
+    detail = (a - b - c + d) / 2
+    mean = (a + b + c + d) / 4
+    # the level: the block mean smoothed along the row with its neighbours (less noisy than one block's mean)
+    level = mean.copy()
+    level[:, 1:-1] = (mean[:, :-2] + mean[:, 1:-1] + mean[:, 2:]) / 3
+    lo = np.minimum(np.minimum(a, b), np.minimum(c, d))
+    hi = np.maximum(np.maximum(a, b), np.maximum(c, d))
+    return detail, level, lo, hi
+
+
+def _fit(level: np.ndarray, detail: np.ndarray) -> tuple[float, float]:
+    """Non-negative weighted least squares of var(detail) = a·level + b over equal-count level sets."""
+    from scipy.optimize import nnls
+
+    n = level.size
+    if n < 64:
+        s = float(np.median(np.abs(detail)) / MAD) if n else 0.0
+        return 0.0, s * s
+    k = min(BINS, n // 32)
+    edges = np.quantile(level, np.linspace(0, 1, k + 1)[1:-1])
+    which = np.searchsorted(edges, level)
+    ys, vs, ws = [], [], []
+    for i in range(k):
+        sel = which == i
+        m = int(sel.sum())
+        if m < 16:
+            continue
+        s = np.median(np.abs(detail[sel])) / MAD
+        v = max(s * s, 1e-14)
+        ys.append(float(np.mean(level[sel])))
+        vs.append(v)
+        ws.append(np.sqrt(m) / v)  # sqrt of the inverse variance of the variance estimate (2v²/n)
+    ys, vs, ws = np.array(ys), np.array(vs), np.array(ws)
+    (a, b), _ = nnls(np.stack([ys * ws, ws], axis=1), vs * ws)
+    return float(a), float(b)
+
+
+def _quantisation_variance(x: np.ndarray) -> float:
+    """q²/12 for data on a grid of step q (8-bit input: the MAD of a smooth region is 0, not its noise)."""
+    sample = np.unique(x[:: max(1, x.shape[0] // 64), :: max(1, x.shape[1] // 64)])
+    steps = np.diff(sample)
+    steps = steps[steps > 1e-7]
+    if steps.size < 8:
+        return 0.0
+    q = float(np.min(steps))
+    # a grid if most steps are (near) multiples of the smallest one
+    on_grid = np.mean(np.abs(steps / q - np.round(steps / q)) < 0.05)
+    return q * q / 12 if on_grid > 0.9 else 0.0
+
+
+def estimate(image: np.ndarray, white: float = 1.0) -> NoiseModel:
+    """The Poisson–Gaussian model σ²(y) = a·y + b of each channel of a linear H×W or H×W×C image."""
+    x = image if image.ndim == 3 else image[..., None]
+    a_s, b_s = [], []
+    for c in range(x.shape[2]):
+        detail, level, lo, hi = _blocks(x[..., c])
+        ok = (lo > 0) & (hi < 0.98 * white) & np.isfinite(detail)
+        a, b = _fit(level[ok], detail[ok])
+        b = max(b, _quantisation_variance(x[..., c]))
+        a_s.append(a)
+        b_s.append(b)
+    return NoiseModel(np.array(a_s), np.array(b_s))

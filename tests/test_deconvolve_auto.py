@@ -1,0 +1,285 @@
+"""Non-blind deconvolution without hand-tuning: λ and the stopping point from the image's own Poisson–Gaussian
+noise model, clipped pixels out of the data term, tolerance of an imperfect kernel. The cases are generated here
+(procedural scenes and scikit-image's bundled photos, linearised; Gaussian, disk and motion blurs; Poisson noise of
+100 / 800 / 10 000 e⁻ at white plus 2 e⁻ read noise); bench/nonblind.py runs the full sweep with the same code."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.ndimage import gaussian_filter, zoom
+from scipy.signal import convolve, fftconvolve
+
+from pyops.ops.deconv import noise as noisemod
+from pyops.ops.deconv import psf as psfmod
+from pyops.ops.deconv.rl import Options, deconvolve, iterate, prepare
+
+SIZE = 192
+BORDER = 16
+BLURS = {"gaussian": lambda: psfmod.gaussian(2.0), "disk": lambda: psfmod.disk(4.0),
+         "motion": lambda: psfmod.motion(15, 30)}
+PEAKS = (100.0, 800.0, 10000.0)
+READ = 2.0
+LAMBDAS = (0.0003, 0.001, 0.002, 0.004, 0.008, 0.016, 0.03)
+MAX_ITER = 150
+
+
+# --- scenes -----------------------------------------------------------------------------------------------------
+
+def _linear(u8: np.ndarray) -> np.ndarray:
+    """An 8-bit sRGB-ish photo as linear light, white at 0.9."""
+    return 0.9 * (np.asarray(u8, np.float64) / 255) ** 2.2
+
+
+def _crop(x: np.ndarray, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    if min(x.shape[:2]) < SIZE:
+        f = SIZE / min(x.shape[:2]) + 0.01
+        x = zoom(x, (f, f) + (1,) * (x.ndim - 2), order=1)
+    y0 = rng.integers(0, x.shape[0] - SIZE + 1)
+    x0 = rng.integers(0, x.shape[1] - SIZE + 1)
+    return x[y0:y0 + SIZE, x0:x0 + SIZE]
+
+
+def _procedural(kind: str, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:SIZE, :SIZE] / SIZE
+    if kind == "discs":  # discs, a bar pattern, a gradient
+        s = 0.1 + 0.3 * xx
+        for _ in range(40):
+            cy, cx, r = rng.random(3) * [1, 1, 0.1]
+            s[(yy - cy) ** 2 + (xx - cx) ** 2 < r * r] = rng.uniform(0.03, 0.85)
+        s[:, 120:150][((yy[:, 120:150] * 30).astype(int) % 2) == 0] = 0.8
+        return s
+    if kind == "city":  # rectangles with windows, a sky gradient
+        s = 0.5 - 0.3 * yy
+        for _ in range(25):
+            y0, x0 = rng.integers(0, SIZE, 2)
+            hh, ww = rng.integers(10, 80, 2)
+            v = rng.uniform(0.02, 0.6)
+            s[y0:y0 + hh, x0:x0 + ww] = v
+            win = np.zeros((hh, ww), bool)
+            win[2::6, 2::5] = True
+            s[y0:y0 + hh, x0:x0 + ww][win[:s[y0:y0 + hh, x0:x0 + ww].shape[0], :s[y0:y0 + hh, x0:x0 + ww].shape[1]]] = min(v * 3, 0.9)
+        return s
+    if kind == "texture":  # 1/f noise (natural-image spectrum) with a few hard edges
+        spec = np.fft.fft2(rng.normal(size=(SIZE, SIZE)))
+        fy, fx = np.meshgrid(np.fft.fftfreq(SIZE), np.fft.fftfreq(SIZE), indexing="ij")
+        t = np.real(np.fft.ifft2(spec / np.maximum(np.hypot(fy, fx), 1 / SIZE)))
+        t = (t - t.min()) / (t.max() - t.min())
+        s = 0.05 + 0.5 * t ** 1.5
+        s[(xx + 0.3 * yy) > 0.8] *= 0.4
+        return s
+    if kind == "text":  # dark strokes on paper
+        s = np.full((SIZE, SIZE), 0.75)
+        for row in range(12, SIZE - 12, 18):
+            x = 8
+            while x < SIZE - 16:
+                w = rng.integers(4, 10)
+                s[row:row + 10, x:x + 2] = 0.05
+                if rng.random() < 0.6:
+                    s[row + rng.integers(0, 9), x:x + w] = 0.05
+                x += w + rng.integers(2, 6)
+        return gaussian_filter(s, 0.4)
+    raise ValueError(kind)
+
+
+SCENES = ("discs", "city", "texture", "text", "camera", "astronaut", "coffee", "coins", "moon", "brick",
+          "chelsea", "rocket", "page", "gravel", "hubble_deep_field", "immunohistochemistry")
+COLOUR = {"astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry"}
+
+
+def scene(name: str, seed: int = 0) -> np.ndarray:
+    """A SIZE×SIZE linear scene (H×W or H×W×3)."""
+    if name in ("discs", "city", "texture", "text"):
+        return _procedural(name, seed)
+    import skimage.data
+
+    return _crop(_linear(getattr(skimage.data, name)()), seed)
+
+
+def blur(sharp: np.ndarray, k: np.ndarray) -> np.ndarray:
+    pad = max(k.shape)
+    x = sharp if sharp.ndim == 3 else sharp[..., None]
+    out = np.stack([fftconvolve(np.pad(x[..., c], pad, mode="reflect"), k, mode="same")[pad:-pad, pad:-pad]
+                    for c in range(x.shape[2])], axis=-1)
+    return out if sharp.ndim == 3 else out[..., 0]
+
+
+def add_noise(clean: np.ndarray, peak: float, read: float = READ, seed: int = 0) -> np.ndarray:
+    """Poisson noise of `peak` electrons at 1.0 plus Gaussian read noise of `read` electrons."""
+    rng = np.random.default_rng(seed)
+    return (rng.poisson(np.clip(clean, 0, None) * peak) / peak + rng.normal(0, read / peak, clean.shape)).astype(np.float32)
+
+
+def case(name: str, blur_name: str, peak: float, seed: int = 0):
+    sharp = scene(name, seed)
+    k = BLURS[blur_name]()
+    return sharp, add_noise(blur(sharp, k), peak, seed=seed + 17), k
+
+
+def psnr(x: np.ndarray, ref: np.ndarray) -> float:
+    b = BORDER
+    d = np.asarray(x, np.float64)[b:-b, b:-b] - ref[b:-b, b:-b]
+    return float(10 * np.log10(1 / np.mean(d * d)))
+
+
+# --- references -------------------------------------------------------------------------------------------------
+
+def skimage_rl_path(noisy: np.ndarray, k: np.ndarray, sharp: np.ndarray, n: int = MAX_ITER) -> list[float]:
+    """PSNR after each iteration of scikit-image's restoration.richardson_lucy (its loop, per channel, clip=False:
+    the same iterations as richardson_lucy(noisy, k, num_iter=i, clip=False) for every i ≤ n)."""
+    x = noisy if noisy.ndim == 3 else noisy[..., None]
+    u = np.full(x.shape, 0.5)
+    path = []
+    kk = k.astype(np.float64)
+    for _ in range(n):
+        for c in range(x.shape[2]):
+            conv = convolve(u[..., c], kk, mode="same") + 1e-12
+            u[..., c] *= convolve(x[..., c] / conv, kk[::-1, ::-1], mode="same")
+        path.append(psnr(u if noisy.ndim == 3 else u[..., 0], sharp))
+    return path
+
+
+def pyops_path(noisy: np.ndarray, k: np.ndarray, sharp: np.ndarray, lam: float, n: int = MAX_ITER,
+               white: float | None = None) -> tuple[list[float], list[float]]:
+    """(PSNR, χ²/N) after each RL-TV iteration at a fixed λ (stop=none)."""
+    x, clipped, model, _ = prepare(noisy, Options(white=white))
+    out, chi = [], []
+    for step in iterate(x, clipped, k, model, lam):
+        e = step.estimate()
+        out.append(psnr(e if noisy.ndim == 3 else e[..., 0], sharp))
+        chi.append(step.chi2)
+        if step.iteration >= n:
+            return out, chi
+    raise AssertionError("unreachable")
+
+
+def oracle(noisy, k, sharp, lambdas=LAMBDAS, n=MAX_ITER) -> tuple[float, float, int]:
+    """pyops' own best: (PSNR, λ, iterations) over λ × iteration count."""
+    best = (-np.inf, 0.0, 0)
+    for lam in lambdas:
+        path, _ = pyops_path(noisy, k, sharp, lam, n)
+        i = int(np.argmax(path))
+        if path[i] > best[0]:
+            best = (path[i], lam, i + 1)
+    return best
+
+
+# --- clipped pixels ---------------------------------------------------------------------------------------------
+
+def night_scene(k: np.ndarray, seed: int = 5, peak: float = 20000.0):
+    """Nine lamps far above white (5–40×) on a dim, smooth street, blurred by `k`, with noise, then clipped at 1 as
+    a camera does. Returns (truth, observed)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:SIZE, :SIZE]
+    truth = 0.03 + 0.05 * gaussian_filter(rng.random((SIZE, SIZE)), 12) * 8 * (yy / SIZE)
+    for i in range(9):
+        cy, cx = 40 + 55 * (i // 3) + rng.integers(-6, 7), 40 + 55 * (i % 3) + rng.integers(-6, 7)
+        truth[(yy - cy) ** 2 + (xx - cx) ** 2 <= 9] = rng.uniform(5, 40)
+    return truth, np.clip(add_noise(blur(truth, k), peak, seed=seed), 0, 1)
+
+
+def ringing_energy(out: np.ndarray, truth: np.ndarray, clipped: np.ndarray, width: int = 12) -> float:
+    """Σ (out − truth)² (both clipped at white, as seen) in the band of `width` px around the clipped areas of the
+    observation, where ringing shows as dark rings and bright halos; the clipped areas themselves hold no data."""
+    from scipy.ndimage import binary_dilation
+
+    ring = binary_dilation(clipped, iterations=width) & ~binary_dilation(clipped, iterations=1)
+    d = np.clip(out, 0, 1)[ring] - np.clip(truth, 0, 1)[ring]
+    return float(np.sum(d * d))
+
+
+# --- tests ------------------------------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("peak,read,tol_a,tol_sigma", [(100.0, 2.0, 0.25, 0.06), (800.0, 2.0, 0.25, 0.06),
+                                                      (10000.0, 10.0, 0.5, 0.2)])
+@pytest.mark.parametrize("name", ["camera", "coffee", "moon"])
+def test_noise_model_recovers_the_poisson_and_read_noise(name, peak, read, tol_a, tol_sigma):
+    """Foi et al. 2008's σ²(y) = a·y + b from a blurred photo alone (the whole scikit-image sample): a
+    (1/electrons) and σ at the mean level close to the truth; at low noise, texture left in the finest band
+    inflates a (measured: up to +41 % on coffee's blue channel at 10 000 e⁻)."""
+    import skimage.data
+
+    clean = blur(_linear(getattr(skimage.data, name)()), psfmod.gaussian(1.5))
+    model = noisemod.estimate(add_noise(clean, peak, read, seed=3))
+    assert np.all(np.abs(model.a * peak - 1) < tol_a), (model.a * peak)
+    y = float(clean.mean())
+    true_sigma = np.sqrt(y / peak + (read / peak) ** 2)
+    assert np.all(np.abs(np.sqrt(model.a * y + model.b) / true_sigma - 1) < tol_sigma), model
+
+
+def test_noise_model_of_8_bit_data_has_the_quantisation_floor():
+    """A smooth 8-bit image: the MAD of its finest band is 0, the model keeps the rounding's variance (1/255)²/12."""
+    smooth = np.round(gaussian_filter(np.random.default_rng(1).random((128, 128)), 8) * 4 * 255 + 60) / 255
+    model = noisemod.estimate(smooth.astype(np.float32))
+    assert model.b[0] == pytest.approx((1 / 255) ** 2 / 12, rel=0.05), model
+
+
+@pytest.mark.parametrize("blur_name", ["gaussian", "disk", "motion"])
+@pytest.mark.parametrize("peak", [100.0, 800.0])
+def test_auto_is_near_the_oracle_and_above_the_best_plain_skimage_rl(blur_name, peak):
+    """`auto` (λ and stop from the noise model) within 0.25 dB of the best λ × iteration count, and above
+    scikit-image's plain richardson_lucy at its best iteration count, on a photo it was not fitted on alone."""
+    sharp, noisy, k = case("camera", blur_name, peak)
+    out, info = deconvolve(noisy, k, Options(iterations=150))
+    ours = psnr(out, sharp)
+    best, _, _ = oracle(noisy, k, sharp)
+    assert ours >= best - 0.25, (ours, best, info)
+    assert ours > max(skimage_rl_path(noisy, k, sharp)), info
+
+
+@pytest.mark.parametrize("blur_name,method,ratio", [("motion", "rl_tv", 4.0), ("motion", "rl", 2.5),
+                                                     ("disk", "rl_tv", 4.0), ("disk", "rl", 1.4)])
+def test_clipped_lamps_ring_less_with_the_mask(blur_name, method, ratio):
+    """Whyte et al. 2014: pixels at the white point get no data term; the ringing energy around the lamps (against
+    the truth, outside their clipped discs) falls by `ratio` against the same deconvolution without the mask."""
+    k = BLURS[blur_name]()
+    truth, observed = night_scene(k)
+    masked, info = deconvolve(observed, k, Options(method=method))
+    unmasked, _ = deconvolve(observed, k, Options(method=method, white=1e9))
+    clipped = observed >= 0.98
+    assert info["clipped_pixels"] == int(clipped.sum()) > 500
+    e_masked, e_plain = ringing_energy(masked, truth, clipped), ringing_energy(unmasked, truth, clipped)
+    assert e_plain >= ratio * e_masked, (e_plain, e_masked)
+
+
+def _wrong_kernel(seed: int = 0) -> np.ndarray:
+    """What a blind estimate gets wrong: the motion kernel of `case` 15 % too long, with five spurious specks."""
+    k = psfmod.motion(15 * 1.15, 30, size=23)
+    rng = np.random.default_rng(seed)
+    k[rng.integers(0, 23, 5), rng.integers(0, 23, 5)] += 0.01
+    return psfmod.normalize(k)
+
+
+@pytest.mark.parametrize("name,gain", [("camera", 1.5), ("astronaut", -0.3)])
+def test_an_imperfect_kernel_raises_the_tv_weight_and_still_sharpens(name, gain):
+    """With a wrong kernel the residual cannot reach the noise (χ²/N > 3 after 10 iterations) and λ rises to
+    LAM_MODEL_ERROR: against the same run at the noise model's λ, `gain` dB or more (ringing and doubling are what
+    the PSNR loses), and still sharper than the input."""
+    from pyops.ops.deconv import rl
+
+    sharp, noisy, _ = case(name, "motion", 10000.0)
+    k = _wrong_kernel()
+    out, info = deconvolve(noisy, k, Options())
+    assert info["regularization"] == rl.LAM_MODEL_ERROR, info
+    fixed, _ = deconvolve(noisy, k, Options(regularization=rl.LAM_MIN))
+    assert psnr(out, sharp) >= psnr(fixed, sharp) + gain, (psnr(out, sharp), psnr(fixed, sharp))
+    assert psnr(out, sharp) > psnr(noisy, sharp) + 1.0
+
+
+@pytest.mark.slow
+def test_sweep_auto_against_the_oracle_and_skimage():
+    """The sweep of bench/nonblind.py on four held-out scenes (36 cases). The issue's gate (≥ 90 % within 0.2 dB
+    of the oracle, never below scikit-image's best plain RL) is NOT met yet; this holds today's level (measured:
+    44 % within 0.2 dB, median gap 0.24 dB, one case 0.41 dB below scikit-image) against regressions."""
+    gaps, vs_sk = [], []
+    for name in ("coins", "astronaut", "text", "city"):
+        for blur_name in BLURS:
+            for peak in PEAKS:
+                sharp, noisy, k = case(name, blur_name, peak)
+                ours = psnr(deconvolve(noisy, k, Options(iterations=150))[0], sharp)
+                gaps.append(oracle(noisy, k, sharp)[0] - ours)
+                vs_sk.append(ours - max(skimage_rl_path(noisy, k, sharp)))
+    gaps = np.array(gaps)
+    assert np.mean(gaps <= 0.2) >= 0.4 and np.median(gaps) <= 0.3 and min(vs_sk) >= -0.5, (gaps.round(2),
+                                                                                            np.round(vs_sk, 2))
