@@ -191,60 +191,6 @@ def test_psf_cli_saves_lists_and_shows(tmp_path):
     assert np.allclose(np.load(tmp_path / "data" / "pyops" / "psf" / "shake.npy"), k, atol=1e-7)
 
 
-# blind estimation ------------------------------------------------------------------------------------------
-
-
-def _kernel_correlation(a: np.ndarray, b: np.ndarray) -> float:
-    """Normalised cross-correlation of two kernels at their best relative shift (1 = the same shape)."""
-    c = fftconvolve(a.astype(np.float64), b[::-1, ::-1].astype(np.float64), mode="full")
-    return float(c.max() / np.sqrt((a.astype(np.float64) ** 2).sum() * (b.astype(np.float64) ** 2).sum()))
-
-
-def _error_ratio(i: int, j: int) -> float:
-    """Levin et al.'s blind score: SSD(deconvolved with the estimated kernel) / SSD(with the true kernel), the
-    same RL-TV for both, shift-invariant."""
-    sharp, blurred, k = _levin(i, j)
-    est = pyops.run("psf_estimate", blurred)
-    opts = Options(iterations=150)
-    p_est = psnr_shift_invariant(deconvolve(blurred, est, opts)[0], sharp)
-    p_true = psnr_shift_invariant(deconvolve(blurred, k, opts)[0], sharp)
-    return 10 ** ((p_true - p_est) / 10)
-
-
-def test_blind_estimate_finds_a_synthetic_motion_blur():
-    rng = np.random.default_rng(7)
-    sharp = np.full((256, 256), 0.2, np.float32)
-    for _ in range(40):  # rectangles and discs: edges in every direction
-        y, x, r = rng.integers(0, 256, 2).tolist() + [int(rng.integers(6, 30))]
-        yy, xx = np.ogrid[:256, :256]
-        shape = (np.abs(yy - y) < r) & (np.abs(xx - x) < r // 2) if rng.random() < 0.5 else (yy - y) ** 2 + (xx - x) ** 2 < r * r
-        sharp[shape] = rng.uniform(0.05, 0.95)
-    k = psfmod.motion(11, 30)
-    blurred = fftconvolve(np.pad(sharp, 32, mode="reflect"), k, mode="same")[32:-32, 32:-32]
-    blurred += rng.normal(0, 0.002, blurred.shape).astype(np.float32)
-    est, info = pyops.run("psf_estimate", blurred, size=21, return_info=True)
-    assert est.shape == (21, 21) and est.min() >= 0 and est.sum() == pytest.approx(1, abs=1e-5)
-    yy, xx = np.mgrid[:21, :21]
-    assert abs((est * yy).sum() - 10) <= 1 and abs((est * xx).sum() - 10) <= 1  # centred
-    assert _kernel_correlation(est, k) > 0.8, info
-    auto = pyops.run("psf_estimate", blurred)  # size auto: a 31 px search, cropped to what was found
-    assert auto.shape[0] % 2 == 1 and 11 <= auto.shape[0] < 31 and _kernel_correlation(auto, k) > 0.7
-
-
-@pytest.mark.parametrize("i,j", [(1, 1), (2, 2), (3, 3), (4, 4), (1, 5), (2, 6), (3, 7), (4, 8)])
-def test_levin_blind_error_ratio(i, j):
-    """One case per kernel. Measured error ratios 0.6–14 (half of the 32 cases below 2, see the slow test);
-    this bound catches a broken estimator without pretending every case is solved."""
-    assert _error_ratio(i, j) < 20
-
-
-@pytest.mark.slow
-def test_levin_blind_all_32():
-    ratios = np.array([_error_ratio(i, j) for i in range(1, 5) for j in range(1, 9)])
-    print("error ratios", np.round(ratios, 2).tolist())
-    assert (ratios < 2).sum() >= 15 and (ratios < 3).sum() >= 20, ratios
-
-
 def test_psf_estimate_rejects_bad_regions():
     img = np.random.default_rng(0).random((300, 300)).astype(np.float32)
     with pytest.raises(ValueError, match="too small"):
@@ -255,38 +201,29 @@ def test_psf_estimate_rejects_bad_regions():
         pyops.run("psf_estimate", img, region="1,2,3")
 
 
-def test_real_motion_blurred_raw_is_sharpened_from_the_cli(tmp_path):
-    """`pyops psf estimate` on the text of the shaken Canon S40 shot, then `pyops run deconvolve` with it: the
-    text's gradient energy must rise more than 2× while the noise in blank paper rises less than 2.5×."""
+def test_real_motion_blurred_raw_is_sharpened_with_the_defaults_from_the_cli(tmp_path):
+    """The shaken Canon S40 shot as most users will run it: `pyops psf estimate` with no region, then `pyops run
+    deconvolve` with its defaults. The text's gradient energy must rise at least 3× while the noise on blank paper
+    rises at most 1.5× (issue #11; measured 4.8× and 1.3×, docs/deblur_s40.py)."""
     import os
     import shutil
 
     from pyops.color import luminance
     from pyops.io.images import load_input
+    from tests.s40 import CROP, paper_noise, sharpness
 
     env = dict(os.environ, XDG_DATA_HOME=str(tmp_path / "data"))
     src = tmp_path / "shake.CRW"
     shutil.copy(need(MOTION_CRW), src)
-    est = pyops_cli("psf", "estimate", src, "--region", "760,980,512,512", "--name", "s40",
-                    "--preview", tmp_path / "psf.png", env=env)
+    est = pyops_cli("psf", "estimate", src, "--name", "s40", "--preview", tmp_path / "psf.png", env=env)
     assert est.returncode == 0, est.stderr
     assert est.stdout.startswith("saved s40: ") and (tmp_path / "psf.png").read_bytes()[:4] == b"\x89PNG"
     run = pyops_cli("run", "deconvolve", src, "--psf", "s40", "--format", "tif32", env=env)
     assert run.returncode == 0, run.stderr
-    before = luminance(load_input(src, False)[0])[900:1600, 650:1450]
-    after = luminance(tifffile.imread(tmp_path / "shake_pyops-deconvolve.tif"))[900:1600, 650:1450]
-
-    def sharpness(y):  # gradient energy over the two lines of text
-        return float(np.mean(np.diff(y, axis=1)[150:450, 100:700] ** 2) + np.mean(np.diff(y, axis=0)[150:450, 100:700] ** 2))
-
-    def noise(y):  # blank paper between the lines, after removing its shading
-        from scipy.ndimage import uniform_filter
-
-        flat = y[230:300, 150:400]
-        return float(np.std(flat - uniform_filter(flat, 9)))
-
-    assert sharpness(after) > 2 * sharpness(before), (sharpness(after), sharpness(before))
-    assert noise(after) < 2.5 * noise(before), (noise(after), noise(before))
+    before = luminance(load_input(src, False)[0])[CROP]
+    after = luminance(tifffile.imread(tmp_path / "shake_pyops-deconvolve.tif"))[CROP]
+    assert sharpness(after) >= 3 * sharpness(before), (sharpness(after), sharpness(before))
+    assert paper_noise(after) <= 1.5 * paper_noise(before), (paper_noise(after), paper_noise(before))
 
 
 def _star_field(seed=11):

@@ -9,8 +9,15 @@ in closed form instead:
 - image: min ‖k∗u − f‖² + λ‖∇u‖₀ by half-quadratic splitting (Xu, Zheng & Jia, "Unnatural L0 Sparse
   Representation for Natural Image Deblurring", CVPR 2013): hard-threshold the gradients, solve the quadratic
   in the Fourier domain, double β; λ shrinks by 1/1.1 per pass (Pan, Hu, Su & Yang, CVPR 2014);
-- kernel: min Σ_{∂∈{∂x,∂y}} ‖∂u ∗ k − ∂f‖² + γ‖k‖² on the kernel's support by conjugate gradients (Pan et
-  al.'s estimate_psf), then projected, with values below 5 % of the peak and isolated specks removed.
+- kernel: min Σ_{∂∈{∂x,∂y}} ‖W(∂u ∗ k − ∂f)‖² + γ‖k‖² on the kernel's support by conjugate gradients (Pan et
+  al.'s estimate_psf), the normal operator a small convolution with the gradients' autocorrelation; then
+  projected, with values below 5 % of the peak and isolated specks removed.
+
+Noise: each pyramid level is anti-aliased (Gaussian) before resampling, so the coarse scales see averaged-down
+noise, and the kernel step weighs frequencies with a Gaussian low-pass W whose width follows the noise σ measured
+at that scale (pyops.ops.deconv.rl.noise_sigma), so the kernel is fitted where the gradients stand out of the noise
+(the aim of Zhong, Cho, Metaxas, Paris & Wang's directional filters, CVPR 2013, done here isotropically as a
+weighted least squares).
 
 The region is tapered to be periodic, so the FFT's wrap-around meets no step. The result is centred on its
 centroid, in pyops' convolution convention (blurred = fftconvolve(sharp, psf, "same")).
@@ -23,12 +30,16 @@ from typing import Callable
 
 import numpy as np
 from scipy import ndimage
+from scipy.signal import fftconvolve
 
 from pyops.ops.deconv import fft as fftmod
 from pyops.ops.deconv.psf import normalize
+from pyops.ops.deconv.rl import noise_sigma
 
 LAMBDA = 4e-3  # L0 weight for [0, 1] data (Pan et al.)
 LAMBDA_MIN = 1e-4
+LAMBDA_DECAY = 1.1  # λ ← λ / this after every pass, from LAMBDA again at each scale
+WEIGHT_SIGMA = 25.0  # kernel-step low-pass width in px per unit of noise σ (measured on Levin + noise)
 KERNEL_WEIGHT = 0.5  # γ, tuned on Levin et al. 2009 (2.0 in Pan et al.'s code)
 PASSES = 10  # image/kernel alternations per scale
 BETA_MAX = 1e5
@@ -58,6 +69,7 @@ class Blurred:
 
     f: np.ndarray  # tapered to be periodic, float32
     fft: object
+    weight: np.ndarray | float = 1.0  # the kernel step's weight per frequency (rfft grid)
     spectrum: np.ndarray = field(init=False)
     dx: np.ndarray = field(init=False)  # transfer functions of the forward differences
     dy: np.ndarray = field(init=False)
@@ -97,16 +109,20 @@ def _crop_centre(full: np.ndarray, size: int) -> np.ndarray:
 
 
 def kernel_step(u: np.ndarray, b: Blurred, k0: np.ndarray) -> np.ndarray:
-    """Least-squares kernel on the gradients, size of `k0`, by conjugate gradients from `k0` (Pan et al.)."""
+    """Least-squares kernel on the gradients, min Σ_∂ ‖W(∂u ∗ k − ∂f)‖² + γ‖k‖², size of `k0`, by conjugate
+    gradients from `k0` (Pan et al.'s estimate_psf). The normal operator is a convolution with the gradients'
+    autocorrelation on the (2·size − 1)² lags, so each CG step costs a small convolution, not full-size FFTs.
+    W is `b.weight` in the Fourier domain (frequencies where noise dominates count less)."""
     fft, size = b.fft, k0.shape[0]
     ux, uy = (fft.rfft(g) for g in _grad(u))
     fx, fy = b.grad_spectra
-    gram = (np.abs(ux) ** 2 + np.abs(uy) ** 2).astype(np.float32)
+    gram = fft.irfft(((np.abs(ux) ** 2 + np.abs(uy) ** 2) * b.weight).astype(np.complex64))
+    auto = _crop_centre(gram, 2 * size - 1).astype(np.float64)
 
     def normal(k: np.ndarray) -> np.ndarray:
-        return _crop_centre(fft.irfft(gram * fftmod.otf(k.astype(np.float32), u.shape, fft)), size) + KERNEL_WEIGHT * k
+        return fftconvolve(auto, k, mode="valid") + KERNEL_WEIGHT * k
 
-    rhs = _crop_centre(fft.irfft(np.conj(ux) * fx + np.conj(uy) * fy), size).astype(np.float64)
+    rhs = _crop_centre(fft.irfft((np.conj(ux) * fx + np.conj(uy) * fy) * b.weight), size).astype(np.float64)
     x = k0.astype(np.float64)
     r = rhs - normal(x)
     p = r.copy()
@@ -162,6 +178,22 @@ def crop_to_support(k: np.ndarray, margin: int = 2) -> np.ndarray:
     return k[c - r: c + r + 1, c - r: c + r + 1]
 
 
+def _downscale(f: np.ndarray, scale: float) -> np.ndarray:
+    """Bilinear resampling by `scale` ≤ 1 after a Gaussian anti-alias filter (σ = 0.5/scale − 0.5 px), which also
+    averages the noise down at the coarse scales."""
+    if scale >= 1:
+        return f
+    return ndimage.zoom(ndimage.gaussian_filter(f, max(0.5 / scale - 0.5, 0)), scale, order=1)
+
+
+def _noise_gain(scale: float) -> float:
+    """How much _downscale lowers white noise: a Gaussian of σ px keeps 1/(2√π σ) of its std (measuring the noise
+    on the coarse image would count fine texture as noise)."""
+    if scale >= 1:
+        return 1.0
+    return min(1.0, 1 / (2 * math.sqrt(math.pi) * (0.5 / scale - 0.5)))
+
+
 def estimate(gray: np.ndarray, size: int, progress: Callable[[float, str], None] | None = None,
              backend: str = "auto") -> tuple[np.ndarray, dict]:
     """Estimate an odd size×size PSF from the grey region `gray` (linear, any scale). Returns (psf, info)."""
@@ -172,8 +204,10 @@ def estimate(gray: np.ndarray, size: int, progress: Callable[[float, str], None]
     sizes = pyramid(size)
     done, total = 0, sum(s * s for s in sizes)
     k = None
+    noise = noise_sigma(f)
     for ks in sizes:
-        fs = ndimage.zoom(f, ks / size, order=1) if ks < size else f
+        fs = _downscale(f, ks / size)
+        sigma = noise * _noise_gain(ks / size)
         if k is None:
             k = np.zeros((ks, ks))
             k[ks // 2, ks // 2 - 1: ks // 2 + 2] = 1 / 3
@@ -182,29 +216,25 @@ def estimate(gray: np.ndarray, size: int, progress: Callable[[float, str], None]
         pad = (ks, ks)
         shape = (fftmod.good_size(fs.shape[0] + 2 * ks), fftmod.good_size(fs.shape[1] + 2 * ks))
         fft = fftmod.plan(shape, backend)
-        blurred = Blurred(fftmod.taper_pad(fs.astype(np.float32), shape, pad), fft)
+        blurred = Blurred(fftmod.taper_pad(fs.astype(np.float32), shape, pad), fft, weight(shape, sigma))
         lam = LAMBDA
         for i in range(PASSES):
             if progress:
                 progress((done + ks * ks * i / PASSES) / total, f"estimating the PSF: {ks}×{ks} px scale")
-            u = latent(blurred, k, lam)
+            u = latent(blurred, k, max(lam, LAMBDA_MIN))
             k = project(kernel_step(u, blurred, k))
-            lam = max(lam / 1.1, LAMBDA_MIN)
+            lam = lam / LAMBDA_DECAY
         done += ks * ks
     psf = normalize(centre(k))
-    return psf, {"scales": len(sizes), "fft": fft.name}
+    return psf, {"scales": len(sizes), "fft": fft.name, "noise_sigma": round(noise, 6)}
 
 
-def detail_region(gray: np.ndarray, size: int = 512) -> tuple[int, int, int, int]:
-    """The size×size window (x, y, w, h) with the most gradient energy, where a blur is best measured."""
-    h, w = gray.shape
-    size = min(size, h, w)
-    energy = np.abs(np.diff(gray, axis=1, append=gray[:, -1:])) + np.abs(np.diff(gray, axis=0, append=gray[-1:]))
-    table = np.pad(energy.cumsum(0).cumsum(1), ((1, 0), (1, 0)))
-    step = max(size // 8, 1)
-    ys = np.arange(0, h - size + 1, step)
-    xs = np.arange(0, w - size + 1, step)
-    sums = (table[ys[:, None] + size, xs[None] + size] - table[ys[:, None], xs[None] + size]
-            - table[ys[:, None] + size, xs[None]] + table[ys[:, None], xs[None]])
-    r, c = np.unravel_index(np.argmax(sums), sums.shape)
-    return int(xs[c]), int(ys[r]), size, size
+def weight(shape: tuple[int, int], sigma: float) -> np.ndarray | float:
+    """The kernel step's frequency weight: a Gaussian low-pass whose width follows the noise (none when clean)."""
+    if WEIGHT_SIGMA * sigma <= 0:
+        return 1.0
+    s = WEIGHT_SIGMA * sigma
+    wy = np.fft.fftfreq(shape[0])[:, None]
+    wx = np.fft.rfftfreq(shape[1])[None]
+    return np.exp(-(wx ** 2 + wy ** 2) * (2 * np.pi * s) ** 2).astype(np.float32)
+

@@ -1,0 +1,233 @@
+"""Blind PSF estimation against ground truth: Levin et al. 2009 (as given and with Poisson + read noise added) and
+a varied set generated here (procedural and scikit-image photos, random-walk camera-shake kernels, three noise
+levels). The scoring is Levin et al.'s error ratio: SSD(deconvolved with the estimated kernel) / SSD(with the true
+kernel), the same RL-TV for both, shift-invariant. bench/blind.py reports the full figures from these cases."""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+import pytest
+from scipy import ndimage
+from scipy.signal import fftconvolve
+
+import pyops
+from pyops.ops.deconv import psf as psfmod
+from pyops.ops.deconv.rl import Options, deconvolve
+from tests.test_deconvolve import _levin, psnr_shift_invariant
+
+NOISE = {"none": None, "low": (10000.0, 0.0), "medium": (800.0, 2.0), "high": (200.0, 3.0)}  # peak e⁻, read e⁻
+RATIO_OPTS = Options(iterations=150)  # the same RL-TV for the estimated and the true kernel
+SIZE = 256
+
+
+def kernel_correlation(a: np.ndarray, b: np.ndarray) -> float:
+    """Normalised cross-correlation of two kernels at their best relative shift (1 = the same shape)."""
+    c = fftconvolve(a.astype(np.float64), b[::-1, ::-1].astype(np.float64), mode="full")
+    return float(c.max() / np.sqrt((a.astype(np.float64) ** 2).sum() * (b.astype(np.float64) ** 2).sum()))
+
+
+def add_noise(blurred: np.ndarray, level: str, seed: int) -> np.ndarray:
+    """Poisson (peak electrons at 1.0) + Gaussian read noise: rng.poisson(b·peak)/peak + N(0, read/peak)."""
+    if NOISE[level] is None:
+        return blurred.astype(np.float32)
+    peak, read = NOISE[level]
+    rng = np.random.default_rng(seed)
+    noisy = rng.poisson(np.clip(blurred, 0, None) * peak) / peak + rng.normal(0, read / peak, blurred.shape)
+    return noisy.astype(np.float32)
+
+
+def blur(sharp: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """pyops' convention (fftconvolve 'same'), the borders blurred from a reflected continuation."""
+    p = k.shape[0]
+    return fftconvolve(np.pad(sharp, p, mode="reflect"), k, mode="same")[p:-p, p:-p]
+
+
+def shake_kernel(size: int, seed: int) -> np.ndarray:
+    """A camera-shake PSF: a random-walk trajectory in the manner of Boracchi & Foi ("Modeling the performance of
+    image restoration from motion blur", IEEE TIP 21, 2012) — a velocity with Gaussian perturbations, a pull back
+    to the start and occasional jerks — scaled to span `size` px, rasterised with bilinear weights (exposure
+    spent along the path), odd square, normalised, centred."""
+    rng = np.random.default_rng(seed)
+    n = 64
+    pos = np.zeros(n, complex)
+    v = np.exp(2j * np.pi * rng.uniform())
+    anxiety, centripetal = rng.uniform(0.1, 0.4), rng.uniform(0.0, 0.01)
+    for t in range(1, n):
+        jerk = 1j * rng.uniform(-2, 2) if rng.uniform() < 0.03 else 0
+        v = v + anxiety * (rng.normal() + 1j * rng.normal()) - centripetal * pos[t - 1]
+        v *= np.exp(jerk) / max(abs(v), 1e-9)
+        pos[t] = pos[t - 1] + v * rng.uniform(0.5, 1.5)  # the hand slows and speeds up
+    pos = np.interp(np.linspace(0, n - 1, 20 * n), np.arange(n), pos.real) + 1j * np.interp(
+        np.linspace(0, n - 1, 20 * n), np.arange(n), pos.imag)
+    pos -= (pos.real.min() + pos.real.max()) / 2 + 1j * (pos.imag.min() + pos.imag.max()) / 2
+    extent = max(np.ptp(pos.real), np.ptp(pos.imag), 1e-9)
+    pos *= (size - 3) / extent
+    k = np.zeros((size, size))
+    x, y = pos.real + size // 2, pos.imag + size // 2
+    x0, y0 = np.floor(x).astype(int), np.floor(y).astype(int)
+    fx, fy = x - x0, y - y0
+    for dy, dx, w in ((0, 0, (1 - fx) * (1 - fy)), (0, 1, fx * (1 - fy)), (1, 0, (1 - fx) * fy), (1, 1, fx * fy)):
+        np.add.at(k, (np.clip(y0 + dy, 0, size - 1), np.clip(x0 + dx, 0, size - 1)), w)
+    return psfmod.normalize(k).astype(np.float64)
+
+
+def _skimage_photo(name: str) -> np.ndarray:
+    import skimage.data
+    from skimage.color import rgb2gray
+    from skimage.transform import rescale
+
+    x = getattr(skimage.data, name)()
+    x = rgb2gray(x[..., :3]) if x.ndim == 3 else x / 255.0
+    x = rescale(x, SIZE / min(x.shape), anti_aliasing=True)
+    y0, x0 = (x.shape[0] - SIZE) // 2, (x.shape[1] - SIZE) // 2
+    return x[y0: y0 + SIZE, x0: x0 + SIZE]
+
+
+def _procedural_photo(kind: str, seed: int) -> np.ndarray:
+    """Shapes (rectangles, discs, edges in every direction), text-like strokes, a cellular texture, or smooth
+    gradients with a few objects — linear values in [0.05, 0.95]."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:SIZE, :SIZE].astype(np.float64)
+    if kind == "shapes":
+        img = np.full((SIZE, SIZE), rng.uniform(0.2, 0.6))
+        for _ in range(40):
+            cy, cx, r = rng.uniform(0, SIZE, 2).tolist() + [rng.uniform(5, 35)]
+            a = rng.uniform(0, np.pi)
+            u, w = (xx - cx) * np.cos(a) + (yy - cy) * np.sin(a), -(xx - cx) * np.sin(a) + (yy - cy) * np.cos(a)
+            mask = (np.abs(u) < r) & (np.abs(w) < r / 2) if rng.uniform() < 0.5 else u * u + w * w < r * r
+            img[mask] = rng.uniform(0.05, 0.95)
+    elif kind == "strokes":
+        img = np.full((SIZE, SIZE), 0.85)
+        for row in range(12, SIZE - 16, 22):  # lines of "letters": short strokes and arcs
+            x = 8.0
+            while x < SIZE - 16:
+                h = rng.uniform(8, 14)
+                for _ in range(int(rng.integers(1, 4))):
+                    t = np.linspace(0, 1, 30)
+                    if rng.uniform() < 0.5:
+                        px, py = x + rng.uniform(0, 8) * t, row + h * t
+                    else:
+                        a0 = rng.uniform(0, 2 * np.pi)
+                        px, py = x + 4 + 4 * np.cos(a0 + 4 * t), row + h / 2 + h / 2 * np.sin(a0 + 4 * t)
+                    for qx, qy in zip(px, py):
+                        img[(xx - qx) ** 2 + (yy - qy) ** 2 < 1.6 ** 2] = 0.1
+                x += rng.uniform(9, 14)
+    elif kind == "cells":
+        pts = rng.uniform(0, SIZE, (60, 2))
+        d = (yy[..., None] - pts[:, 0]) ** 2 + (xx[..., None] - pts[:, 1]) ** 2
+        near = np.sort(d, axis=-1)
+        img = rng.uniform(0.1, 0.9, 60)[np.argmin(d, axis=-1)]
+        img[np.sqrt(near[..., 1]) - np.sqrt(near[..., 0]) < 2.0] = 0.05  # dark borders between cells
+        img += 0.05 * ndimage.gaussian_filter(rng.normal(size=(SIZE, SIZE)), 1.0)
+    else:  # gradients: smooth shading with a few sharp objects
+        img = 0.3 + 0.4 * (xx / SIZE) * (1 - yy / SIZE) + 0.15 * np.sin(xx / 23 + yy / 37)
+        for _ in range(8):
+            cy, cx, r = rng.uniform(0, SIZE, 2).tolist() + [rng.uniform(8, 30)]
+            img[(yy - cy) ** 2 + (xx - cx) ** 2 < r * r] = rng.uniform(0.05, 0.95)
+    return np.clip(img, 0.05, 0.95)
+
+
+PHOTOS = ("camera", "astronaut", "coffee", "brick", "rocket", "chelsea", "coins", "clock",
+          "shapes", "strokes", "cells", "gradients")
+
+
+def photo(name: str, seed: int = 0) -> np.ndarray:
+    """A 256×256 grey test photo: a scikit-image sample (shipped with the wheel) or a procedural one."""
+    if name in ("shapes", "strokes", "cells", "gradients"):
+        return _procedural_photo(name, seed)
+    return _skimage_photo(name)
+
+
+def varied_case(index: int, level: str) -> tuple[str, np.ndarray, np.ndarray, np.ndarray]:
+    """Case `index` of the varied set: (name, sharp, noisy blurred, true kernel); photo and kernel are the same at
+    every noise level, kernel sizes 9–31 px."""
+    name = PHOTOS[index % len(PHOTOS)]
+    sharp = photo(name, seed=index)
+    size = int(np.random.default_rng(1000 + index).integers(4, 16)) * 2 + 1
+    k = shake_kernel(size, seed=index)
+    blurred = add_noise(blur(sharp, k), level, seed=index)
+    return f"{name}_k{size}", sharp.astype(np.float32), blurred, k
+
+
+def levin_case(i: int, j: int, level: str) -> tuple[str, np.ndarray, np.ndarray, np.ndarray]:
+    sharp, blurred, k = _levin(i, j)
+    return f"im{i}_k{j}", sharp, add_noise(blurred, level, seed=10 * i + j), k
+
+
+def score(sharp: np.ndarray, blurred: np.ndarray, k: np.ndarray) -> dict:
+    """Blind estimate (the whole pyops.run call, timed), then Levin's error ratio and the PSNR gain of blind →
+    deconvolve (defaults) over the blurred input."""
+    t = time.perf_counter()
+    est = pyops.run("psf_estimate", blurred)
+    seconds = time.perf_counter() - t
+    p_est = psnr_shift_invariant(deconvolve(blurred, est, RATIO_OPTS)[0], sharp)
+    p_true = psnr_shift_invariant(deconvolve(blurred, k, RATIO_OPTS)[0], sharp)
+    gain = psnr_shift_invariant(deconvolve(blurred, est, Options())[0], sharp) - psnr_shift_invariant(blurred, sharp)
+    return {"ratio": float(10 ** ((p_true - p_est) / 10)), "gain_db": float(gain), "seconds": seconds,
+            "correlation": kernel_correlation(est, k), "psf_shape": list(est.shape)}
+
+
+def test_shake_kernels_are_valid_psfs_of_the_size_asked():
+    for seed, size in ((0, 9), (1, 17), (2, 31)):
+        k = shake_kernel(size, seed)
+        assert k.shape == (size, size) and k.min() >= 0 and k.sum() == pytest.approx(1)
+        ys, xs = np.nonzero(k > 1e-3 * k.max())
+        assert max(np.ptp(ys), np.ptp(xs)) >= size - 4
+
+
+def test_blind_estimate_finds_a_synthetic_motion_blur():
+    rng = np.random.default_rng(7)
+    sharp = _procedural_photo("shapes", 7)
+    k = psfmod.motion(11, 30)
+    blurred = (blur(sharp, k) + rng.normal(0, 0.002, sharp.shape)).astype(np.float32)
+    est, info = pyops.run("psf_estimate", blurred, size=21, return_info=True)
+    assert est.shape == (21, 21) and est.min() >= 0 and est.sum() == pytest.approx(1, abs=1e-5)
+    yy, xx = np.mgrid[:21, :21]
+    assert abs((est * yy).sum() - 10) <= 1 and abs((est * xx).sum() - 10) <= 1  # centred
+    assert kernel_correlation(est, k) > 0.8, info
+    auto = pyops.run("psf_estimate", blurred)  # size auto: a 31 px search, cropped to what was found
+    assert auto.shape[0] % 2 == 1 and 11 <= auto.shape[0] < 31 and kernel_correlation(auto, k) > 0.7
+
+
+LEVIN_ONE_PER_KERNEL = [(1, 1), (2, 2), (3, 3), (4, 4), (1, 5), (2, 6), (3, 7), (4, 8)]
+
+
+@pytest.mark.parametrize("i,j", LEVIN_ONE_PER_KERNEL)
+def test_levin_blind_error_ratio(i, j):
+    """One case per kernel, as given. The bound catches a broken estimator without pretending every case is
+    solved (bench/blind.py prints the figures of all 32 and at three noise levels)."""
+    res = score(*levin_case(i, j, "none")[1:])
+    assert res["ratio"] < 20, res
+
+
+@pytest.mark.parametrize("level", ["medium", "high"])
+@pytest.mark.parametrize("index", [0, 8, 9])  # camera, procedural shapes, text-like strokes
+def test_blind_deconvolution_of_noisy_shake_gains_over_the_blurred_input(index, level):
+    """Generated photo, random-walk shake kernel, Poisson + read noise: blind estimate → deconvolve (defaults)
+    is never below the blurred input's PSNR (the issue's gate), and the estimated kernel deconvolves within a
+    bounded error ratio. Measured (2026-11-29): gains 0.16–0.2 dB and ratios 2.4–3.9 on the strokes, above 0.5 dB
+    with kernel correlation above 0.4 on camera and shapes."""
+    res = score(*varied_case(index, level)[1:])
+    assert res["gain_db"] > 0 and res["ratio"] < 6, res
+
+
+def _counts(cases) -> tuple[np.ndarray, np.ndarray]:
+    rows = [score(*case[1:]) for case in cases]
+    return np.array([r["ratio"] for r in rows]), np.array([r["gain_db"] for r in rows])
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("level,lt2,lt3", [("none", 12, 17), ("medium", 10, 16)])
+def test_levin_blind_all_32(level, lt2, lt3):
+    ratios, gains = _counts(levin_case(i, j, level) for i in range(1, 5) for j in range(1, 9))
+    print(level, "error ratios", np.round(ratios, 2).tolist(), "gains", np.round(gains, 2).tolist())
+    assert (ratios < 2).sum() >= lt2 and (ratios < 3).sum() >= lt3, ratios
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("level,lt3", [("low", 6), ("medium", 6)])
+def test_varied_blind_24(level, lt3):
+    ratios, gains = _counts(varied_case(n, level) for n in range(24))
+    print(level, "error ratios", np.round(ratios, 2).tolist(), "gains", np.round(gains, 2).tolist())
+    assert (ratios < 3).sum() >= lt3 and np.median(gains) > 0, (ratios, gains)
