@@ -245,7 +245,7 @@ def test_one_file_shows_its_progress_on_a_terminal_only(tmp_path):
     args = ["run", "deconvolve", str(src), "--iterations", "30", "--stop", "none", "-o"]
     code, text = _in_a_terminal([*args, str(tmp_path / "tty")])
     assert code == 0, text
-    assert re.search(r"a\.tif: iteration \d+, residual [\d.e-]+: +\d+%\|", text), text  # the operator's progress
+    assert re.search(r"a\.tif: iteration \d+, residual [\d.e+-]+ × noise: +\d+%\|", text), text  # the operator's progress
     assert "100%|" in text
     piped = pyops_cli(*args, tmp_path / "pipe")
     assert piped.returncode == 0 and piped.stderr == ""  # not a terminal: no bar

@@ -329,7 +329,7 @@ def deconvolve(image: np.ndarray, psf: np.ndarray, opts: Options,
         history.append(chi2)
         new_lam = None
         if progress:
-            progress(it / opts.iterations, f"iteration {it}, residual/noise {chi2:.3g}")
+            progress(it / opts.iterations, f"iteration {it}, residual {chi2:.3g} × noise")
         if (it == MODEL_CHECK and opts.regularization == "auto" and lam > 0 and chi2 > MODEL_CHI2
                 and lam < LAM_MODEL_ERROR):
             # the residual cannot reach the noise: kernel or model error, which RL-TV meets with a stronger TV
