@@ -214,7 +214,10 @@ def _in_a_terminal(args: list[str], until: str | None = None, timeout: float = 3
 
     main_fd, term_fd = pty.openpty()
     fcntl.ioctl(term_fd, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 120, 0, 0))  # 120 columns, as a terminal has
-    proc = subprocess.Popen([sys.executable, "-m", "pyops", *args], stdin=term_fd, stdout=term_fd, stderr=term_fd)
+    # as a terminal's foreground job: Ctrl-C not ignored, even when this test runs in a background job (a shell
+    # without job control starts those with SIGINT ignored, and children inherit it)
+    proc = subprocess.Popen([sys.executable, "-m", "pyops", *args], stdin=term_fd, stdout=term_fd, stderr=term_fd,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     os.close(term_fd)
     seen, deadline = b"", time.monotonic() + timeout
     try:
