@@ -21,6 +21,14 @@ BINS = 16
 MAD = 0.6745
 
 
+def haar_diagonal(x: np.ndarray) -> np.ndarray:
+    """The finest diagonal Haar coefficients of an H×W(×C) image, (a − b − c + d)/2 per 2×2 block: the pixels'
+    noise with almost no signal (the band every noise estimate here reads)."""
+    h, w = x.shape[0] // 2 * 2, x.shape[1] // 2 * 2
+    x = x[:h, :w]
+    return (x[0::2, 0::2] - x[0::2, 1::2] - x[1::2, 0::2] + x[1::2, 1::2]) / 2
+
+
 @dataclass(frozen=True)
 class NoiseModel:
     """σ²(y) = a·y + b per channel (arrays of length C)."""

@@ -16,6 +16,7 @@ import numpy as np
 from scipy import ndimage
 
 from pyops.color import luminance
+from pyops.ops.deconv.noise import haar_diagonal
 
 NOISE_BLOCK = 32  # px: the side of the blocks over which the noise is measured
 CLIP = 0.98  # a channel at or above this fraction of white (1.0) is clipped
@@ -34,8 +35,7 @@ def local_noise(gray: np.ndarray, block: int = NOISE_BLOCK) -> np.ndarray:
     """The noise σ around each pixel: per block×block tile, the median |finest diagonal Haar coefficient| /
     0.6745; an H×W map (the last tiles cover what is left at the right and bottom edges)."""
     h, w = gray.shape
-    x = gray[: h // 2 * 2, : w // 2 * 2].astype(np.float32)
-    d = np.abs(x[0::2, 0::2] - x[0::2, 1::2] - x[1::2, 0::2] + x[1::2, 1::2]) / 2
+    d = np.abs(haar_diagonal(gray.astype(np.float32, copy=False)))
     ny, nx = min(block // 2, d.shape[0]), min(block // 2, d.shape[1])  # Haar coefficients per tile side
     ty, tx = d.shape[0] // ny, d.shape[1] // nx
     tiles = np.median(d[: ty * ny, : tx * nx].reshape(ty, ny, tx, nx).transpose(0, 2, 1, 3).reshape(ty, tx, -1), -1)

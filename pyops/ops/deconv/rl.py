@@ -153,9 +153,7 @@ def _extrapolate(u, prev, alpha, out):
 def noise_sigma(image: np.ndarray) -> float:
     """Robust noise σ: median absolute finest diagonal Haar coefficient / 0.6745 (mean over channels)."""
     x = image if image.ndim == 3 else image[..., None]
-    h, w = x.shape[0] // 2 * 2, x.shape[1] // 2 * 2
-    x = x[:h, :w].astype(np.float64)
-    d = (x[0::2, 0::2] - x[0::2, 1::2] - x[1::2, 0::2] + x[1::2, 1::2]) / 2
+    d = noisemod.haar_diagonal(x.astype(np.float64))
     return float(np.mean([np.median(np.abs(d[..., c])) / 0.6745 for c in range(d.shape[2])]))
 
 
