@@ -228,8 +228,39 @@ def test_auto_is_near_the_oracle_and_above_the_best_plain_skimage_rl(blur_name, 
     assert ours > max(skimage_rl_path(noisy, k, sharp)), info
 
 
-@pytest.mark.parametrize("blur_name,method,ratio", [("motion", "rl_tv", 4.0), ("motion", "rl", 2.5),
-                                                     ("disk", "rl_tv", 4.0), ("disk", "rl", 1.4)])
+def test_a_smooth_photo_at_high_noise_keeps_the_smooth_start():
+    """Moon at 100 e⁻: every RL-TV iteration from the start u₀ = Kᵀf adds noise and staircases (−5 dB by iteration
+    35, while χ²/N only moves 1.03 → 0.99); Dey et al.'s J never falls below the start's and `auto` keeps the first
+    iterate (measured 39.50 dB, scikit-image's best 39.63 at its first iteration, the old start from f 34.94)."""
+    sharp, noisy, k = case("moon", "gaussian", 100.0)
+    out, info = deconvolve(noisy, k, Options(iterations=150))
+    assert info["iterations"] <= 3 and "objective" in info["stopped"], info
+    assert psnr(out, sharp) >= max(skimage_rl_path(noisy, k, sharp, 5)) - 0.3, info
+    assert psnr(out, sharp) >= psnr(noisy, sharp) + 10, info
+
+
+def test_black_areas_at_low_noise_do_not_stop_rl_tv_as_diverging():
+    """Hubble deep field (black sky, colour), motion blur, 10 000 e⁻: the fitted read noise is ≈ 0, so Pearson's
+    χ² ran to 135 where Ku → 0 and stopped RL-TV as "diverging" at iteration 9 (36.5 dB); the Poisson–Gaussian
+    deviance stays bounded (measured 41.4 dB; the oracle 42.6)."""
+    sharp, noisy, k = case("hubble_deep_field", "motion", 10000.0)
+    out, info = deconvolve(noisy, k, Options(iterations=150))
+    assert "diverging" not in info["stopped"] and info["residual"] < 3, info
+    assert psnr(out, sharp) >= 40.5, info
+
+
+def test_rl_tv_is_not_stopped_by_an_overestimated_noise_level():
+    """City, motion blur, 10 000 e⁻: detail left across the blur inflates the estimated noise (a ≈ 2× the truth), so
+    a χ²/N ≤ 0.75 stop ended RL-TV at iteration 9 (23.3 dB); without it RL-TV runs to its convergence (measured
+    25.6 dB; the oracle 26.35)."""
+    sharp, noisy, k = case("city", "motion", 10000.0)
+    out, info = deconvolve(noisy, k, Options(iterations=150))
+    assert info["iterations"] > 100, info
+    assert psnr(out, sharp) >= 25.0, info
+
+
+@pytest.mark.parametrize("blur_name,method,ratio", [("motion", "rl_tv", 8.0), ("motion", "rl", 2.5),
+                                                     ("disk", "rl_tv", 4.0), ("disk", "rl", 1.25)])
 def test_clipped_lamps_ring_less_with_the_mask(blur_name, method, ratio):
     """Whyte et al. 2014: pixels at the white point get no data term; the ringing energy around the lamps (against
     the truth, outside their clipped discs) falls by `ratio` against the same deconvolution without the mask."""
@@ -251,11 +282,12 @@ def _wrong_kernel(seed: int = 0) -> np.ndarray:
     return psfmod.normalize(k)
 
 
-@pytest.mark.parametrize("name,gain", [("camera", 1.5), ("astronaut", -0.3)])
-def test_an_imperfect_kernel_raises_the_tv_weight_and_still_sharpens(name, gain):
+@pytest.mark.parametrize("name,gain,sharper", [("camera", 3.0, 1.5), ("astronaut", 2.0, 0.8)])
+def test_an_imperfect_kernel_raises_the_tv_weight_and_still_sharpens(name, gain, sharper):
     """With a wrong kernel the residual cannot reach the noise (χ²/N > 3 after 10 iterations) and λ rises to
-    LAM_MODEL_ERROR: against the same run at the noise model's λ, `gain` dB or more (ringing and doubling are what
-    the PSNR loses), and still sharper than the input."""
+    LAM_MODEL_ERROR: against the same run at LAM_MIN, `gain` dB or more (ringing and doubling are what the PSNR
+    loses), and `sharper` dB above the input (measured: camera 20.10 dB, +4.1 over LAM_MIN, +2.2 over the input;
+    astronaut 20.37 dB, +2.6 and +0.97)."""
     from pyops.ops.deconv import rl
 
     sharp, noisy, _ = case(name, "motion", 10000.0)
@@ -264,14 +296,15 @@ def test_an_imperfect_kernel_raises_the_tv_weight_and_still_sharpens(name, gain)
     assert info["regularization"] == rl.LAM_MODEL_ERROR, info
     fixed, _ = deconvolve(noisy, k, Options(regularization=rl.LAM_MIN))
     assert psnr(out, sharp) >= psnr(fixed, sharp) + gain, (psnr(out, sharp), psnr(fixed, sharp))
-    assert psnr(out, sharp) > psnr(noisy, sharp) + 1.0
+    assert psnr(out, sharp) > psnr(noisy, sharp) + sharper
 
 
 @pytest.mark.slow
 def test_sweep_auto_against_the_oracle_and_skimage():
-    """The sweep of bench/nonblind.py on four held-out scenes (36 cases). The issue's gate (≥ 90 % within 0.2 dB
-    of the oracle, never below scikit-image's best plain RL) is NOT met yet; this holds today's level (measured:
-    44 % within 0.2 dB, median gap 0.24 dB, one case 0.41 dB below scikit-image) against regressions."""
+    """The sweep of bench/nonblind.py on four scenes (coins, astronaut, text held out; city fitted on; 36 cases).
+    The issue's gate (≥ 90 % within 0.2 dB of the oracle, never below scikit-image's best plain RL) is NOT met yet;
+    this holds today's level (measured: 61 % within 0.2 dB, median gap 0.16 dB, one case 0.02 dB below
+    scikit-image; before the Kᵀf start, the deviance and the (v/s)^0.8 rule: 44 %, 0.24 dB, −0.41 dB)."""
     gaps, vs_sk = [], []
     for name in ("coins", "astronaut", "text", "city"):
         for blur_name in BLURS:
@@ -281,5 +314,5 @@ def test_sweep_auto_against_the_oracle_and_skimage():
                 gaps.append(oracle(noisy, k, sharp)[0] - ours)
                 vs_sk.append(ours - max(skimage_rl_path(noisy, k, sharp)))
     gaps = np.array(gaps)
-    assert np.mean(gaps <= 0.2) >= 0.4 and np.median(gaps) <= 0.3 and min(vs_sk) >= -0.5, (gaps.round(2),
-                                                                                            np.round(vs_sk, 2))
+    assert np.mean(gaps <= 0.2) >= 0.55 and np.median(gaps) <= 0.2 and min(vs_sk) >= -0.2, (gaps.round(2),
+                                                                                             np.round(vs_sk, 2))
