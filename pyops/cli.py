@@ -440,6 +440,8 @@ def _psf(args) -> int:
             kernel, title, out = res.data, res.info["saved_as"], args.preview
             print(f"saved {title}: {kernel.shape[1]}×{kernel.shape[0]} px, measured on region "
                   f"{','.join(map(str, res.info['region']))} of {args.image.name}")
+            for note in res.info.get("notes", []):
+                print(f"pyops: warning: {note}", file=sys.stderr)
             if out is None:
                 return 0
         else:

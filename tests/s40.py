@@ -6,6 +6,8 @@ import numpy as np
 from scipy.ndimage import uniform_filter
 
 CROP = np.s_[900:1600, 650:1450]  # of the developed frame (luminance)
+TEXT_REGIONS = {"cyan": (740, 380, 512, 256), "black": (760, 960, 512, 480),  # x, y, w, h: two disjoint labels
+                "refer": (760, 1460, 512, 256)}  # and the dense paragraph at the bottom of the frame
 TEXT = np.s_[150:450, 100:700]  # inside CROP: the two lines of text
 PAPER = np.s_[230:300, 150:400]  # inside CROP: blank paper between them
 
