@@ -72,7 +72,7 @@ class Blurred:
 
     f: np.ndarray  # tapered to be periodic, float32
     fft: object
-    weight: np.ndarray | float = 1.0  # the kernel step's weight per frequency (rfft grid)
+    weight: np.ndarray  # the kernel step's weight per frequency (rfft grid)
     spectrum: np.ndarray = field(init=False)
     dx: np.ndarray = field(init=False)  # transfer functions of the forward differences
     dy: np.ndarray = field(init=False)

@@ -81,8 +81,7 @@ def _deviance(fv, bl, a, b):
         return d * d / max(b, VAR_FLOOR)
     beta = b / a
     p = fv + beta
-    q = max(bl, 0.0) + beta
-    q = max(q, 1e-12)
+    q = max(max(bl, 0.0) + beta, 1e-12)
     t = (p - q) / q
     if abs(t) < 1e-3:  # series of (1 + t)·ln(1 + t) − t, exact to O(t⁵)
         return 2.0 / a * q * t * t * (0.5 - t / 6.0 + t * t / 12.0)
