@@ -6,7 +6,8 @@
   (best λ of 7 × iteration count ≤ 150) and against scikit-image's plain richardson_lucy at its best iteration
   count; with the iterations that actually ran. Summary: the share of cases within 0.2 dB of the oracle, the gap
   quantiles, and the cases below scikit-image; split into the scenes the λ rule was fitted on and the others;
-- ringing: the night scene with lamps clipped at white — ringing energy around them without ÷ with the mask.
+- ringing: the night scene with lamps clipped at white, and three mixed scenes (ellipses, lit windows, specular
+  streaks, one-pixel stars) — ringing energy around them without ÷ with the mask.
 
     NUMBA_NUM_THREADS=1 .venv/bin/python bench/nonblind.py            # the whole sweep (~15 min on 2 cores)
     NUMBA_NUM_THREADS=1 .venv/bin/python bench/nonblind.py --quick    # 4 scenes"""
@@ -22,8 +23,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.test_deconvolve_auto import (BLURS, PEAKS, SCENES, case, night_scene, oracle, psnr,  # noqa: E402
-                                        ringing_energy, skimage_rl_path)
+from tests.test_deconvolve_auto import (BLURS, PEAKS, SCENES, case, mixed_night, night_scene, oracle,  # noqa: E402
+                                        psnr, ringing_energy, skimage_rl_path)
 
 from pyops.ops.deconv.rl import Options, deconvolve  # noqa: E402
 
@@ -66,15 +67,17 @@ def sweep(scenes) -> None:
 
 
 def ringing() -> None:
-    for blur_name in BLURS:
+    scenes = [("lamps", night_scene, ("rl_tv", "rl"))] + [
+        (f"mixed_{seed}", lambda k, seed=seed: mixed_night(k, seed), ("rl_tv",)) for seed in (1, 2, 3)]
+    for (name, make, methods), blur_name in ((sc, b) for sc in scenes for b in BLURS):
         k = BLURS[blur_name]()
-        truth, observed = night_scene(k)
+        truth, observed = make(k)
         clipped = observed >= 0.98
-        for method in ("rl_tv", "rl"):
+        for method in methods:
             masked, info = deconvolve(observed, k, Options(method=method))
             plain, info_plain = deconvolve(observed, k, Options(method=method, white=1e9))
             e_m, e_p = ringing_energy(masked, truth, clipped), ringing_energy(plain, truth, clipped)
-            print(json.dumps({"bench": "clipped_ringing", "blur": blur_name, "method": method,
+            print(json.dumps({"bench": "clipped_ringing", "scene": name, "blur": blur_name, "method": method,
                               "clipped_pixels": info["clipped_pixels"], "ringing_masked": round(e_m, 3),
                               "ringing_unmasked": round(e_p, 3), "ratio": round(e_p / e_m, 2),
                               "input_ringing": round(ringing_energy(observed, truth, clipped), 3),

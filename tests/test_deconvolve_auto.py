@@ -9,6 +9,7 @@ import pytest
 from scipy.ndimage import gaussian_filter, zoom
 from scipy.signal import convolve, fftconvolve
 
+from pyops.ops.deconv import clipped as clippedmod
 from pyops.ops.deconv import noise as noisemod
 from pyops.ops.deconv import psf as psfmod
 from pyops.ops.deconv.rl import Options, deconvolve, iterate, prepare
@@ -179,6 +180,32 @@ def night_scene(k: np.ndarray, seed: int = 5, peak: float = 20000.0):
     return truth, np.clip(add_noise(blur(truth, k), peak, seed=seed), 0, 1)
 
 
+def mixed_night(k: np.ndarray, seed: int, peak: float = 20000.0):
+    """Twelve clipped lights of four kinds on the dim street of `night_scene`: ellipses at any angle, lit windows
+    (1.2–4× white), specular streaks one pixel wide, one-pixel stars (60–800× white). Returns (truth, observed)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:SIZE, :SIZE]
+    truth = 0.03 + 0.05 * gaussian_filter(rng.random((SIZE, SIZE)), 12) * 8 * (yy / SIZE)
+    for i in range(12):
+        cy, cx = 30 + 45 * (i // 4) + rng.integers(-6, 7), 25 + 45 * (i % 4) + rng.integers(-6, 7)
+        level = rng.uniform(3, 40)
+        if i % 4 == 0:
+            a, b, t = rng.uniform(2, 6), rng.uniform(1, 3), rng.uniform(0, np.pi)
+            u = (yy - cy) * np.cos(t) + (xx - cx) * np.sin(t)
+            v = (xx - cx) * np.cos(t) - (yy - cy) * np.sin(t)
+            truth[(u / a) ** 2 + (v / b) ** 2 <= 1] = level
+        elif i % 4 == 1:
+            h, w = rng.integers(3, 12, 2)
+            truth[cy:cy + h, cx:cx + w] = rng.uniform(1.2, 4)
+        elif i % 4 == 2:
+            t = rng.uniform(0, np.pi)
+            for s in range(rng.integers(8, 20)):
+                truth[int(cy + s * np.sin(t)), int(cx + s * np.cos(t))] = level
+        else:
+            truth[cy, cx] = 20 * level
+    return truth, np.clip(add_noise(blur(truth, k), peak, seed=seed), 0, 1)
+
+
 def ringing_energy(out: np.ndarray, truth: np.ndarray, clipped: np.ndarray, width: int = 12) -> float:
     """Σ (out − truth)² (both clipped at white, as seen) in the band of `width` px around the clipped areas of the
     observation, where ringing shows as dark rings and bright halos; the clipped areas themselves hold no data."""
@@ -259,11 +286,14 @@ def test_rl_tv_is_not_stopped_by_an_overestimated_noise_level():
     assert psnr(out, sharp) >= 25.0, info
 
 
-@pytest.mark.parametrize("blur_name,method,ratio", [("motion", "rl_tv", 8.0), ("motion", "rl", 2.5),
-                                                     ("disk", "rl_tv", 4.0), ("disk", "rl", 1.25)])
+@pytest.mark.parametrize("blur_name,method,ratio", [("gaussian", "rl_tv", 6.0), ("gaussian", "rl", 10.0),
+                                                     ("motion", "rl_tv", 6.0), ("motion", "rl", 4.0),
+                                                     ("disk", "rl_tv", 10.0), ("disk", "rl", 3.0)])
 def test_clipped_lamps_ring_less_with_the_mask(blur_name, method, ratio):
-    """Whyte et al. 2014: pixels at the white point get no data term; the ringing energy around the lamps (against
-    the truth, outside their clipped discs) falls by `ratio` against the same deconvolution without the mask."""
+    """Whyte et al. 2014: pixels at the white point get no data term, and each clipped core starts from the compact
+    light its halo implies (clipped.py); the ringing energy around the lamps (against the truth, outside their
+    clipped discs) falls by `ratio` against the same deconvolution without the mask (measured RL-TV 10.2 / 10.3 /
+    21.9, RL 30.9 / 7.9 / 4.4 for Gaussian / motion / disk; before the compact-light start RL-TV 1.1 / 11.0 / 5.2)."""
     k = BLURS[blur_name]()
     truth, observed = night_scene(k)
     masked, info = deconvolve(observed, k, Options(method=method))
@@ -272,6 +302,36 @@ def test_clipped_lamps_ring_less_with_the_mask(blur_name, method, ratio):
     assert info["clipped_pixels"] == int(clipped.sum()) > 500
     e_masked, e_plain = ringing_energy(masked, truth, clipped), ringing_energy(unmasked, truth, clipped)
     assert e_plain >= ratio * e_masked, (e_plain, e_masked)
+
+
+@pytest.mark.parametrize("kernel", [psfmod.gaussian(2.0), psfmod.motion(15, 30), psfmod.disk(4.0),
+                                    psfmod.moffat(4.0)], ids=["gaussian", "motion", "disk", "moffat"])
+def test_the_light_of_a_clipped_star_is_found_from_its_halo(kernel):
+    """A one-pixel star of 200× white, blurred and clipped to a core of 29–58 px: the compact-light start holds
+    its flux within 5 % (measured 199.1–199.8), where RL's own start holds the white level only."""
+    x = np.full((64, 64), 0.05)
+    x[32, 32] += 200.0
+    observed = np.clip(fftconvolve(x, kernel, mode="same") + np.random.default_rng(0).normal(0, 0.005, x.shape), 0, 1)
+    core = observed >= 0.98
+    values, where = clippedmod.light_start(observed, core, kernel, float(observed[core].min()))
+    assert np.array_equal(where, core) and core.sum() > 20
+    assert abs(float((values[core] - 0.05).sum()) - 200.0) < 10.0
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+@pytest.mark.parametrize("blur_name", ["gaussian", "disk", "motion"])
+def test_clipped_lights_of_any_shape_ring_less_with_the_mask(blur_name, seed):
+    """Not only round lamps: ellipses, lit windows, specular streaks and one-pixel stars (mixed_night). RL-TV with
+    the mask rings at least 2.5× less than without it (measured 2.8–9.5, mean 5.0), and removes at least half of
+    the blurred halo's error around the lights (measured: 10.7 at most against the input's 19.5 or more)."""
+    k = BLURS[blur_name]()
+    truth, observed = mixed_night(k, seed)
+    clipped = observed >= 0.98
+    masked, _ = deconvolve(observed, k, Options())
+    unmasked, _ = deconvolve(observed, k, Options(white=1e9))
+    e_masked = ringing_energy(masked, truth, clipped)
+    assert ringing_energy(unmasked, truth, clipped) >= 2.5 * e_masked
+    assert e_masked <= 0.5 * ringing_energy(observed, truth, clipped)
 
 
 def _wrong_kernel(seed: int = 0) -> np.ndarray:

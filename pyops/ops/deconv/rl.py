@@ -18,7 +18,8 @@
   "diverging").
 - Clipped pixels (≥ 0.98 of the white point, per channel) get no data term (Whyte, Sivic & Zisserman, IJCV 110,
   2014): masked RL u ← u·Kᵀ(m·f/Ku + (1 − m)) (Kᵀ1 = 1); the mask is carried by marking them −1 in the padded
-  observation, so no plane is added.
+  observation, so no plane is added. Inside a clipped core the start is the compact light its halo implies
+  (clipped.py), which RL could not build from the rim inwards.
 - λ (`auto`): λ = LAM_GAIN·(v/s)^LAM_POWER from the noise per unit of signal v and the image's contrast s
   (auto_regularization), at least LAM_MIN; raised to LAM_MODEL_ERROR when after 10 iterations χ²/N is still
   above MODEL_CHI2 — a residual that cannot reach the noise is kernel or model error, which a stronger TV keeps from ringing.
@@ -44,6 +45,7 @@ from typing import Callable
 import numba as nb
 import numpy as np
 
+from pyops.ops.deconv import clipped as clippedmod
 from pyops.ops.deconv import fft as fftmod
 from pyops.ops.deconv import noise as noisemod
 
@@ -296,7 +298,11 @@ def iterate(x: np.ndarray, clipped: np.ndarray, psf: np.ndarray, model: noisemod
         spec = fft.rfft(fc)  # the start u₀ = Kᵀf: RL's first iterate from a flat start (Lucy 1974; scikit-image)
         _cmul(spec, otf, True)
         u.append(np.maximum(fft.irfft(spec), 0.0).astype(np.float32))
-        if clipped[..., c].any():  # mark clipped pixels (and their reflections in the padding) with −1
+        if clipped[..., c].any():
+            # inside clipped cores, start from the light their halo implies (clipped.py)
+            values, where = clippedmod.light_start(x[..., c], clipped[..., c], psf, float(x[..., c][clipped[..., c]].min()))
+            u[c][crop[0]:crop[1], crop[2]:crop[3]][where] = values[where]
+            # mark clipped pixels (and their reflections in the padding) with −1
             fc[np.pad(clipped[..., c], ((pad[0], shape[0] - h - pad[0]), (pad[1], shape[1] - w - pad[1])),
                       mode="symmetric")] = -1.0
         f.append(fc)
