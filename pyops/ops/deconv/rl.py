@@ -21,7 +21,8 @@
   observation, so no plane is added. Inside a clipped core the start is the compact light its halo implies
   (clipped.py), which RL could not build from the rim inwards.
 - λ (`auto`): λ = LAM_GAIN·(v/s)^LAM_POWER from the noise per unit of signal v and the image's contrast s
-  (auto_regularization), at least LAM_MIN; raised to LAM_MODEL_ERROR when after 10 iterations χ²/N is still
+  (auto_regularization), at least LAM_MIN; for a demosaiced image (a raw developed by pyops or exported by a raw
+  developer: noise.demosaiced) v is DEMOSAIC_GAIN× the model's, the variance its correlated noise really has; raised to LAM_MODEL_ERROR when after 10 iterations χ²/N is still
   above MODEL_CHI2 — a residual that cannot reach the noise is kernel or model error, which a stronger TV keeps from ringing.
 - Stopping (`auto`): plain RL, whose only regularisation is the iteration count, by the discrepancy principle
   χ²/N ≤ 1 (χ² the deviance over the unclipped pixels; Bertero et al. 2010). RL-TV is regularised by λ and
@@ -277,7 +278,9 @@ def prepare(image: np.ndarray, opts: Options) -> tuple[np.ndarray, np.ndarray, n
     if opts.method == "rl":
         lam = 0.0
     elif opts.regularization == "auto":
-        lam = auto_regularization(model, x, ~clipped)
+        # demosaiced noise is correlated: the finest band that fitted the model sees a quarter of it (noise.py)
+        g = noisemod.DEMOSAIC_GAIN if noisemod.demosaiced(x) else 1.0
+        lam = auto_regularization(noisemod.NoiseModel(model.a * g, model.b * g), x, ~clipped)
     else:
         lam = float(opts.regularization)
     return x, clipped, model, lam
