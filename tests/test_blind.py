@@ -193,8 +193,8 @@ def test_blind_estimate_finds_a_synthetic_motion_blur():
 
 def test_a_blur_larger_than_the_search_is_reported(tmp_path):
     """A 41 px motion blur searched in 21 px: the kernel found spans the search, and the user is told (in the
-    result's notes and on the CLI's stderr) that it is larger or that the estimate failed — the same sign flags
-    Levin's three failed estimates (bench/blind.py: flagged)."""
+    result's notes and on the CLI's stderr) that it is larger or that the estimate failed (the retry from a coarser
+    start cannot fit it in either)."""
     import os
 
     import tifffile
@@ -232,12 +232,13 @@ LEVIN_ONE_PER_KERNEL = [(1, 1), (2, 2), (3, 3), (4, 4), (1, 5), (2, 6), (3, 7), 
 
 
 def test_levin_blind_error_ratios_one_case_per_kernel():
-    """One case per kernel, as given: most estimates deconvolve within an error ratio of 3, and every estimate is
-    either usable (ratio < 20) or reported as spanning the whole search (Levin's hardest image, the face of im4,
-    with the large kernels 4 and 8). bench/blind.py prints the figures of all 32 at three noise levels."""
+    """One case per kernel, as given: most estimates deconvolve within an error ratio of 3, and none fails badly:
+    on Levin's hardest image (the face of im4) the large kernels 4 and 8 first spread over the whole search (ratios
+    39 and 59), and the retry from a 5 px coarsest scale finds them (measured 4.6 and 3.1; the worst of the eight
+    is now im2 with kernel 6, 10.2). bench/blind.py prints the figures of all 32 at three noise levels."""
     rows = [score(*levin_case(i, j, "none")[1:]) for i, j in LEVIN_ONE_PER_KERNEL]
     ratios = [round(r["ratio"], 2) for r in rows]
-    assert all(r["ratio"] < 20 or r["flagged"] for r in rows), rows
+    assert max(ratios) < 15, ratios
     assert sum(r < 3 for r in ratios) >= 3, ratios  # measured 4 (2026-11-29)
 
 
