@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
 from pathlib import Path
@@ -36,24 +37,22 @@ FITTED_ON = ("camera", "coffee", "texture", "brick", "moon", "city", "chelsea") 
 
 def sweep(scenes) -> None:
     rows = []
-    for name in scenes:
-        for blur_name in BLURS:
-            for peak in PEAKS:
-                sharp, noisy, k = case(name, blur_name, peak)
-                out, info = deconvolve(noisy, k, Options(iterations=150))
-                ours = psnr(out, sharp)
-                best, lam_best, it_best = oracle(noisy, k, sharp)
-                sk_path = skimage_rl_path(noisy, k, sharp)
-                sk_it = int(np.argmax(sk_path)) + 1
-                row = {"bench": "nonblind_case", "scene": name, "blur": blur_name, "peak": peak,
-                       "fitted_on": name in FITTED_ON, "input_psnr": round(psnr(noisy, sharp), 2),
-                       "auto_psnr": round(ours, 2), "auto_iterations": info["iterations"],
-                       "auto_lambda": round(info["regularization"], 5), "stopped": info["stopped"],
-                       "oracle_psnr": round(best, 2), "oracle_lambda": lam_best, "oracle_iterations": it_best,
-                       "skimage_best_psnr": round(sk_path[sk_it - 1], 2), "skimage_best_iterations": sk_it,
-                       "gap_to_oracle_db": round(best - ours, 3), "over_skimage_db": round(ours - sk_path[sk_it - 1], 3)}
-                rows.append(row)
-                print(json.dumps(row), flush=True)
+    for name, blur_name, peak in itertools.product(scenes, BLURS, PEAKS):
+        sharp, noisy, k = case(name, blur_name, peak)
+        out, info = deconvolve(noisy, k, Options(iterations=150))
+        ours = psnr(out, sharp)
+        best, lam_best, it_best = oracle(noisy, k, sharp)
+        sk_path = skimage_rl_path(noisy, k, sharp)
+        sk_it = int(np.argmax(sk_path)) + 1
+        row = {"bench": "nonblind_case", "scene": name, "blur": blur_name, "peak": peak,
+               "fitted_on": name in FITTED_ON, "input_psnr": round(psnr(noisy, sharp), 2),
+               "auto_psnr": round(ours, 2), "auto_iterations": info["iterations"],
+               "auto_lambda": round(info["regularization"], 5), "stopped": info["stopped"],
+               "oracle_psnr": round(best, 2), "oracle_lambda": lam_best, "oracle_iterations": it_best,
+               "skimage_best_psnr": round(sk_path[sk_it - 1], 2), "skimage_best_iterations": sk_it,
+               "gap_to_oracle_db": round(best - ours, 3), "over_skimage_db": round(ours - sk_path[sk_it - 1], 3)}
+        rows.append(row)
+        print(json.dumps(row), flush=True)
     for label, sel in (("all", rows), ("fitted_on", [r for r in rows if r["fitted_on"]]),
                        ("held_out", [r for r in rows if not r["fitted_on"]])):
         if not sel:
@@ -95,23 +94,21 @@ def raw_sweep(scenes) -> None:
     """Demosaiced noise: the scenes sampled on a Bayer mosaic and developed by LibRaw (raw_case); `auto` with λ from
     DEMOSAIC_GAIN× the model's variance (the default) against the same with the finest band's variance as is."""
     rows = []
-    for name in scenes:
-        for blur_name in BLURS:
-            for peak in PEAKS:
-                ref, observed, k = raw_case(name, blur_name, peak)
-                out, info = deconvolve(observed, k, Options(iterations=150))
-                gain, noisemod.DEMOSAIC_GAIN = noisemod.DEMOSAIC_GAIN, 1.0
-                try:
-                    out_as_is, info_as_is = deconvolve(observed, k, Options(iterations=150))
-                finally:
-                    noisemod.DEMOSAIC_GAIN = gain
-                row = {"bench": "raw_case", "scene": name, "blur": blur_name, "peak": peak,
-                       "input_psnr": round(psnr(observed, ref), 2), "auto_psnr": round(psnr(out, ref), 2),
-                       "auto_lambda": round(info["regularization"], 5), "auto_iterations": info["iterations"],
-                       "finest_band_psnr": round(psnr(out_as_is, ref), 2),
-                       "finest_band_lambda": round(info_as_is["regularization"], 5)}
-                rows.append(row)
-                print(json.dumps(row), flush=True)
+    for name, blur_name, peak in itertools.product(scenes, BLURS, PEAKS):
+        ref, observed, k = raw_case(name, blur_name, peak)
+        out, info = deconvolve(observed, k, Options(iterations=150))
+        saved, noisemod.DEMOSAIC_GAIN = noisemod.DEMOSAIC_GAIN, 1.0
+        try:
+            out_as_is, info_as_is = deconvolve(observed, k, Options(iterations=150))
+        finally:
+            noisemod.DEMOSAIC_GAIN = saved
+        row = {"bench": "raw_case", "scene": name, "blur": blur_name, "peak": peak,
+               "input_psnr": round(psnr(observed, ref), 2), "auto_psnr": round(psnr(out, ref), 2),
+               "auto_lambda": round(info["regularization"], 5), "auto_iterations": info["iterations"],
+               "finest_band_psnr": round(psnr(out_as_is, ref), 2),
+               "finest_band_lambda": round(info_as_is["regularization"], 5)}
+        rows.append(row)
+        print(json.dumps(row), flush=True)
     gain = np.array([r["auto_psnr"] - r["input_psnr"] for r in rows])
     old = np.array([r["finest_band_psnr"] - r["input_psnr"] for r in rows])
     diff = gain - old
