@@ -267,8 +267,9 @@ def test_demosaiced_noise_is_recognised():
     from pyops.io.images import load_input
 
     for name, peak in (("gravel", 10000.0), ("text", 10000.0), ("camera", 100.0), ("coffee", 800.0)):
-        assert noisemod.cfa_phase_ratio(case(name, "motion", peak)[1]) < 1.1
-        assert noisemod.demosaiced(raw_case(name, "motion", peak)[1]), name
+        white = case(name, "motion", peak)[1]
+        assert noisemod.cfa_phase_ratio(white) < 1.1 and noisemod.estimate(white).correlation == 1.0
+        assert noisemod.estimate(raw_case(name, "motion", peak)[1]).correlation == noisemod.DEMOSAIC_GAIN, name
     real = load_input(need(RAW / "canon_powershot_s40__CRW_0117_scene.CRW"), False)[0]
     assert noisemod.cfa_phase_ratio(real) > 1.3
 

@@ -36,9 +36,11 @@ def haar_diagonal(x: np.ndarray) -> np.ndarray:
 
 @dataclass(frozen=True)
 class NoiseModel:
-    """σ²(y) = a·y + b per channel (arrays of length C)."""
+    """σ²(y) = a·y + b per channel (arrays of length C), as the finest detail band sees it; `correlation`: how much
+    more variance the noise has at the 2–4 px scales (DEMOSAIC_GAIN for demosaiced noise, 1 for white noise)."""
     a: np.ndarray
     b: np.ndarray
+    correlation: float = 1.0
 
     def variance(self, y: np.ndarray, channel: int = 0) -> np.ndarray:
         return self.a[channel] * np.clip(y, 0, None) + self.b[channel]
@@ -48,7 +50,7 @@ class NoiseModel:
         return float(np.mean(np.sqrt(self.a * 0.25 + self.b)))
 
     def to_info(self) -> dict:
-        return {"a": [float(v) for v in self.a], "b": [float(v) for v in self.b]}
+        return {"a": [float(v) for v in self.a], "b": [float(v) for v in self.b], "correlation": self.correlation}
 
 
 def _blocks(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -110,7 +112,8 @@ def _quantisation_variance(x: np.ndarray) -> float:
 
 
 def estimate(image: np.ndarray, white: float = 1.0) -> NoiseModel:
-    """The Poisson–Gaussian model σ²(y) = a·y + b of each channel of a linear H×W or H×W×C image."""
+    """The Poisson–Gaussian model σ²(y) = a·y + b of each channel of a linear H×W or H×W×C image, and whether its
+    noise is demosaiced (NoiseModel.correlation)."""
     x = image if image.ndim == 3 else image[..., None]
     a_s, b_s = [], []
     for c in range(x.shape[2]):
@@ -120,7 +123,7 @@ def estimate(image: np.ndarray, white: float = 1.0) -> NoiseModel:
         b = max(b, _quantisation_variance(x[..., c]))
         a_s.append(a)
         b_s.append(b)
-    return NoiseModel(np.array(a_s), np.array(b_s))
+    return NoiseModel(np.array(a_s), np.array(b_s), DEMOSAIC_GAIN if demosaiced(x) else 1.0)
 
 
 def cfa_phase_ratio(image: np.ndarray) -> float:
@@ -149,7 +152,7 @@ def demosaiced(image: np.ndarray) -> bool:
     """Whether the image was developed from a Bayer mosaic. Demosaicing keeps the sensor's noise on the sites where
     a colour was measured and interpolates (averages) it on the others, so the noise differs between the phases of
     the 2×2 grid (cfa_phase_ratio: 1.33–1.50 median on mosaics developed by LibRaw's AHD as pyops develops raws,
-    1.44–1.56 on the Canon raws in the test data). The interpolation also correlates the noise: the finest Haar band
+    1.45–1.59 on the Canon raws in the test data). The interpolation also correlates the noise: the finest Haar band
     that `estimate` reads sees about a quarter of its variance (measured 3.8× on AHD-developed mosaics; the
-    Canon colour checkers' flat patches 3.9–4.3×), so for λ its variance is taken DEMOSAIC_GAIN times larger."""
+    Canon colour checkers' flat patches 3.9–4.3×): NoiseModel.correlation is then DEMOSAIC_GAIN."""
     return min(image.shape[:2]) >= 8 and cfa_phase_ratio(image) > DEMOSAIC_PHASE

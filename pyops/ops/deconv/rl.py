@@ -21,9 +21,9 @@
   observation, so no plane is added. Inside a clipped core the start is the compact light its halo implies
   (clipped.py), which RL could not build from the rim inwards.
 - λ (`auto`): λ = LAM_GAIN·(v/s)^LAM_POWER from the noise per unit of signal v and the image's contrast s
-  (auto_regularization), at least LAM_MIN; for a demosaiced image (a raw developed by pyops or exported by a raw
-  developer: noise.demosaiced) v is DEMOSAIC_GAIN× the model's, the variance its correlated noise really has; raised to LAM_MODEL_ERROR when after 10 iterations χ²/N is still
-  above MODEL_CHI2 — a residual that cannot reach the noise is kernel or model error, which a stronger TV keeps from ringing.
+  (auto_regularization), at least LAM_MIN, v taken NoiseModel.correlation× larger for demosaiced noise (a raw
+  developed by pyops or by a raw developer: noise.demosaiced); raised to LAM_MODEL_ERROR when after 10 iterations
+  χ²/N is still above MODEL_CHI2 — a residual that cannot reach the noise is kernel or model error, which a stronger TV keeps from ringing.
 - Stopping (`auto`): plain RL, whose only regularisation is the iteration count, by the discrepancy principle
   χ²/N ≤ 1 (χ² the deviance over the unclipped pixels; Bertero et al. 2010). RL-TV is regularised by λ and
   converges to its minimiser near χ²/N ≈ 1, so χ² is no stopping point for it: where the noise level is
@@ -64,9 +64,10 @@ MODEL_CHECK, MODEL_CHI2, LAM_MODEL_ERROR = 10, 2.6, 0.003
 OBJ_RISE = 1e-3  # RL-TV: J never 0.1 % below the start's and now 0.1 % above it: the start is the best estimate
 DIVERGE = 1.5  # diverging: χ² rose 3 times running and is 1.5× its lowest
 CHI2_STOP = 1.0  # plain RL: the discrepancy principle, deviance = N
-# a final χ²/N above this is reported (info notes): a wrong kernel at low noise (bench: a motion kernel 15 % too
-# long with specks 3.7–6.8, rotated 90° 9–36) or processed noise (old and phone raws 25–145); the shaken S40 with
-# its estimated kernel 2.96, the generated cases with their true kernels ≤ 1.1
+# a final χ²/N above this (× NoiseModel.correlation: demosaiced noise is 4× the model's) is reported (info notes):
+# a wrong kernel at low noise (bench: a motion kernel 15 % too long with specks 3.7–6.8, rotated 90° 9–36) or
+# processed noise (old and phone raws 25–145); the generated cases with their true kernels ≤ 1.1, developed from a
+# Bayer mosaic ≤ 6.3
 RESIDUAL_NOTE = 5.0
 
 
@@ -216,16 +217,17 @@ def noise_sigma(image: np.ndarray) -> float:
 def auto_regularization(model: noisemod.NoiseModel, x: np.ndarray, valid: np.ndarray) -> float:
     """λ for RL-TV from the noise model and the image's contrast: λ = LAM_GAIN · (v/s)^LAM_POWER, with v = Σσ²(x)/Σx
     over the unclipped pixels, the noise variance per unit of signal (1/g for Poisson data of g electrons per unit),
-    and s = the RMS gradient of the image less the noise's share (4σ²). The form is the MAP weight of Dey et al.
+    and s = the RMS gradient of the image less the noise's share (4σ²), both with the variance at 2–4 px scales
+    (× model.correlation: 4 for demosaiced noise, whose finest band shows a quarter of it). The form is the MAP weight of Dey et al.
     2006's functional Σ (Ku − f ln Ku) + λ·TV(u) for Poisson data of gain 1/v and a Laplacian gradient prior of
     scale s (λ = v/s); the gain and the one power (< 1: the best λ of a run limited to 150 iterations grows less
     than the MAP's) are fitted on bench/nonblind.py's FITTED_ON scenes, the others held out."""
     num = den = var = 0.0
     for c in range(x.shape[2]):
         xc = x[..., c][valid[..., c]]
-        num += float(model.a[c]) * float(xc.sum()) + float(model.b[c]) * xc.size
+        num += model.correlation * (float(model.a[c]) * float(xc.sum()) + float(model.b[c]) * xc.size)
         den += float(xc.sum())
-        var += float(model.a[c]) * float(x[..., c].mean()) + float(model.b[c])
+        var += model.correlation * (float(model.a[c]) * float(x[..., c].mean()) + float(model.b[c]))
     g2 = float(np.mean(np.diff(x, axis=0)[:, :-1] ** 2 + np.diff(x, axis=1)[:-1] ** 2))
     s = math.sqrt(max(g2 - 4 * var / x.shape[2], 0.01 * g2, 1e-8))
     lam = LAM_GAIN * (num / max(den, EPS) / min(max(s, 1e-3), 0.1)) ** LAM_POWER
@@ -278,9 +280,7 @@ def prepare(image: np.ndarray, opts: Options) -> tuple[np.ndarray, np.ndarray, n
     if opts.method == "rl":
         lam = 0.0
     elif opts.regularization == "auto":
-        # demosaiced noise is correlated: the finest band that fitted the model sees a quarter of it (noise.py)
-        g = noisemod.DEMOSAIC_GAIN if noisemod.demosaiced(x) else 1.0
-        lam = auto_regularization(noisemod.NoiseModel(model.a * g, model.b * g), x, ~clipped)
+        lam = auto_regularization(model, x, ~clipped)
     else:
         lam = float(opts.regularization)
     return x, clipped, model, lam
@@ -443,7 +443,7 @@ def deconvolve(image: np.ndarray, psf: np.ndarray, opts: Options,
     info = {"iterations": step.iteration, "stopped": reason, "regularization": lam, "noise_sigma": model.sigma(),
             "noise_model": model.to_info(), "clipped_pixels": int(clipped.sum()), **info,
             "residual": history[-1] if history else None}
-    if history and history[-1] > RESIDUAL_NOTE:
+    if history and history[-1] > RESIDUAL_NOTE * model.correlation:
         info["notes"] = [f"the result still differs from the image by {history[-1]:.3g}× its noise: the PSF does not "
                          "match the blur, or the image's noise is no longer the camera's (denoised, sharpened or "
                          "compressed) — check the PSF (`pyops psf show`) and look for doubled edges"]
