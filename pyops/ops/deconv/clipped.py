@@ -18,7 +18,7 @@ refines it as usual; a core whose ring holds no data, and a clipped area too lar
 a wall: more than MAX_WINDOW px around it), keep the ordinary start.
 
 Measured (bench/nonblind.py, the night scene's nine lamps): ringing without ÷ with the mask, RL-TV, Gaussian /
-disk / motion blur 1.1 / 5.2 / 11.0 before this start, 10.2 / 21.9 / 10.3 with it; on the mixed scenes of
+disk / motion blur 1.1 / 5.2 / 11.0 before this start, 10.2 / 22.1 / 10.3 with it; on the mixed scenes of
 tests/test_deconvolve_auto.py (ellipses, lit windows, specular streaks, one-pixel stars) 2.8–9.5.
 """
 from __future__ import annotations
