@@ -443,8 +443,9 @@ def deconvolve(image: np.ndarray, psf: np.ndarray, opts: Options,
     info = {"iterations": step.iteration, "stopped": reason, "regularization": lam, "noise_sigma": model.sigma(),
             "noise_model": model.to_info(), "clipped_pixels": int(clipped.sum()), **info,
             "residual": history[-1] if history else None}
-    if history and history[-1] > RESIDUAL_NOTE * model.correlation:
-        info["notes"] = [f"the result still differs from the image by {history[-1]:.3g}× its noise: the PSF does not "
+    excess = history[-1] / model.correlation if history else 0.0  # χ² against the noise, not its finest band
+    if excess > RESIDUAL_NOTE:
+        info["notes"] = [f"the result still differs from the image by {excess:.3g}× its noise: the PSF does not "
                          "match the blur, or the image's noise is no longer the camera's (denoised, sharpened or "
                          "compressed) — check the PSF (`pyops psf show`) and look for doubled edges"]
     return (out[..., 0] if grey else out), info
