@@ -101,6 +101,45 @@ def _fit_core(core, ring, f, psf, offsets, radii, white, out):
     return True
 
 
+@nb.njit(cache=True)
+def _fit_all(labels, boxes, clipped, x, psf, offsets, radii, white, radius, values, where):
+    """_fit_core for every labelled core (boxes: row and column start/stop of each), in its window widened by the
+    kernel's radius; the ring is the unclipped part of the core dilated `radius` times (a diamond)."""
+    hh, ww = labels.shape
+    for i in range(boxes.shape[0]):
+        r0, r1 = max(boxes[i, 0] - radius - 1, 0), min(boxes[i, 1] + radius + 1, hh)
+        c0, c1 = max(boxes[i, 2] - radius - 1, 0), min(boxes[i, 3] + radius + 1, ww)
+        if (r1 - r0) * (c1 - c0) > MAX_WINDOW:
+            continue  # a clipped sky or wall, no compact light
+        h, w = r1 - r0, c1 - c0
+        core = np.zeros((h, w), np.bool_)
+        ring = np.zeros((h, w), np.bool_)
+        for y in range(h):
+            for xx in range(w):
+                core[y, xx] = labels[r0 + y, c0 + xx] == i + 1
+        n_ring = 0
+        for y in range(h):
+            for xx in range(w):
+                if core[y, xx]:
+                    for dy in range(-radius, radius + 1):
+                        span = radius - abs(dy)
+                        for dx in range(-span, span + 1):
+                            yy, xq = y + dy, xx + dx
+                            if 0 <= yy < h and 0 <= xq < w and not ring[yy, xq] and not clipped[r0 + yy, c0 + xq]:
+                                ring[yy, xq] = True
+                                n_ring += 1
+        if n_ring < 3:
+            continue
+        out = np.zeros((h, w))
+        f = x[r0:r1, c0:c1].astype(np.float64)
+        if _fit_core(core, ring, f, psf, offsets, radii, white, out):
+            for y in range(h):
+                for xx in range(w):
+                    if core[y, xx]:
+                        values[r0 + y, c0 + xx] = out[y, xx]
+                        where[r0 + y, c0 + xx] = True
+
+
 def light_start(x: np.ndarray, clipped: np.ndarray, psf: np.ndarray, white: float) -> tuple[np.ndarray, np.ndarray]:
     """(values, where): the start inside the clipped cores of one H×W channel `x` blurred by `psf`, by the
     compact-light fit of the module docstring; `where` marks the cores that were fitted."""
@@ -114,18 +153,8 @@ def light_start(x: np.ndarray, clipped: np.ndarray, psf: np.ndarray, white: floa
     order = np.argsort(np.hypot(oy, ox), kind="stable")
     offsets = np.stack([oy[order], ox[order]], axis=1).astype(np.int64)
     radii = np.ceil(np.hypot(oy, ox)[order]).astype(np.float64)  # S_r = the offsets with radii ≤ r
-    kernel = psf.astype(np.float64)
     labels, _ = ndimage.label(clipped)
-    for i, box in enumerate(ndimage.find_objects(labels), start=1):
-        win = tuple(slice(max(s.start - radius - 1, 0), s.stop + radius + 1) for s in box)
-        if (win[0].stop - win[0].start) * (win[1].stop - win[1].start) > MAX_WINDOW:
-            continue  # a clipped sky or wall, no compact light
-        core = labels[win] == i
-        ring = ndimage.binary_dilation(core, iterations=radius) & ~clipped[win]
-        if ring.sum() < 3:
-            continue
-        out = np.zeros(core.shape)
-        if _fit_core(core, ring, x[win].astype(np.float64), kernel, offsets, radii, float(white), out):
-            values[win][core] = out[core]
-            where[win] |= core
+    boxes = np.array([(b[0].start, b[0].stop, b[1].start, b[1].stop) for b in ndimage.find_objects(labels)],
+                     np.int64).reshape(-1, 4)
+    _fit_all(labels, boxes, clipped, x, psf.astype(np.float64), offsets, radii, float(white), radius, values, where)
     return values, where
