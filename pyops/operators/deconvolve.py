@@ -9,7 +9,9 @@ from pydantic import Field, field_validator
 from pyops.color import luminance, luminance_ratio
 from pyops.ops.deconv import fft as fftmod
 from pyops.ops.deconv import psf as psfmod
-from pyops.ops.deconv.rl import Options, deconvolve
+from pyops.ops.deconv import tiles
+from pyops.ops.deconv.rl import Options
+from pyops.ops.deconv.tiles import deconvolve
 from pyops.registry import ParamError, Params, Result, operator
 
 KERNEL_IN_INFO = 441  # kernels of at most this many values (21×21) are recorded in full in the provenance
@@ -46,18 +48,34 @@ class DeconvolveParams(Params):
         return value
 
 
-PSF_PAD = 128  # padding assumed per side for the estimate (rl pads by the kernel's size, at least 8)
+PSF_PAD = 128  # kernel size assumed for the estimate when the PSF is a file or a library name (not read here)
+
+
+def _kernel_size(p: DeconvolveParams) -> int:
+    """The PSF's side if it is known without reading a file (an array or a model spec), else PSF_PAD."""
+    if isinstance(p.psf, np.ndarray):
+        return max(p.psf.shape)
+    return max(psfmod.resolve(p.psf).shape) if psfmod.is_spec(p.psf) else PSF_PAD
 
 
 def deconvolve_memory(h: int, w: int, c: int, p: DeconvolveParams) -> int:
-    """Bytes beyond the input, at the peak inside the iterations: per deconvolved channel the padded planes
-    (observed, estimate, previous, spare; with acceleration also the extrapolated point and two gradients), 7
-    shared padded planes (ratio, TV norm, OTF, spectrum, FFT buffers), the clipped copy of the input and its
-    clipped-pixel mask (one byte a value; the mask is marked in the observed planes, not stored padded) (pyops.memory)."""
-    padded = fftmod.good_size(h + 2 * PSF_PAD) * fftmod.good_size(w + 2 * PSF_PAD)
+    """Bytes beyond the input at the peak (pyops.memory). The iterations hold, for the largest tile
+    (pyops.ops.deconv.tiles; the whole image when it fits in one) padded by the kernel's size, per deconvolved
+    channel the padded planes (observed, estimate, previous, spare; with acceleration also the extrapolated point
+    and two gradients) and 7 shared ones (ratio, TV norm, OTF, spectrum, FFT buffers), plus the result; before
+    them, the clipped copy of the input and its clipped-pixel mask (kept through a whole-image run, freed before
+    the tiles, each cut again from the input)."""
+    k = _kernel_size(p)
+    th, tw = tiles.extent(h, k), tiles.extent(w, k)
+    pad = 2 * max(k, 8)
+    padded = fftmod.good_size(th + pad) * fftmod.good_size(tw + pad)
     nc = 1 if p.luminance_only and c >= 3 else c
-    planes = nc * (7 if p.accelerate else 4) + 7
-    return 4 * padded * planes + 4 * h * w * (nc + (1 if nc != c else 0)) + h * w * nc
+    planes = 4 * padded * (nc * (7 if p.accelerate else 4) + 7)
+    copy = 4 * h * w * nc + 2 * h * w * nc  # the clipped copy, its mask and its complement
+    result = 4 * h * w * (nc + (1 if nc != c else 0))  # with the luminance only, also the colour ratios' input
+    if (th, tw) == (h, w):
+        return copy + planes + result
+    return max(copy, result + planes + 12 * th * tw * nc)
 
 
 @operator("deconvolve", "Sharpen a blurred image: Richardson–Lucy deconvolution (TV-regularised) with a known PSF",
@@ -79,4 +97,4 @@ def deconvolve_op(image, p: DeconvolveParams, progress) -> Result:
     info.update(psf=p.model_dump(include={"psf"})["psf"], psf_shape=list(kernel.shape), psf_sha256=psfmod.kernel_sha256(kernel), method=p.method)
     if kernel.size <= KERNEL_IN_INFO:  # the kernel itself, so the result can be re-made whatever the library holds
         info["psf_kernel"] = kernel.tolist()
-    return Result(out.astype(np.float32), info)
+    return Result(out.astype(np.float32, copy=False), info)

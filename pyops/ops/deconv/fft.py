@@ -138,23 +138,27 @@ def plan(shape: tuple[int, int], backend: str = "auto"):
     return BACKENDS[name](tuple(shape))
 
 
-def taper_pad(x: np.ndarray, shape: tuple[int, int], pad: tuple[int, int]) -> np.ndarray:
+def taper_pad(x: np.ndarray, shape: tuple[int, int], pad: tuple[int, int], level: float | None = None) -> np.ndarray:
     """Reflect-pad channel `x` to `shape` (image at offset `pad`) and blend the padding to the image mean with a
-    raised cosine, so the periodic FFT sees no step at the outer border."""
+    raised cosine, so the periodic FFT sees no step at the outer border. With `level`, the padding fades to that
+    value over `pad` px on each side and holds it beyond, so it does not depend on the padded size (a tile: see
+    tiles.py)."""
     h, w = x.shape
     ph, pw = shape[0] - h - pad[0], shape[1] - w - pad[1]
     out = np.pad(x, ((pad[0], ph), (pad[1], pw)), mode="symmetric").astype(np.float32)
 
     def ramp(n, before, after):
         r = np.ones(n, np.float32)
+        fade = after if level is None else min(before, after)  # after the image: all the way, or `pad` px
         if before:
             r[:before] = 0.5 - 0.5 * np.cos(np.pi * (np.arange(before) + 0.5) / before)
         if after:
-            r[n - after:] = 0.5 + 0.5 * np.cos(np.pi * (np.arange(after) + 0.5) / after)
+            r[n - after:] = 0
+            r[n - after:n - after + fade] = 0.5 + 0.5 * np.cos(np.pi * (np.arange(fade) + 0.5) / fade)
         return r
 
     wgt = np.outer(ramp(shape[0], pad[0], ph), ramp(shape[1], pad[1], pw))
-    m = np.float32(x.mean())
+    m = np.float32(x.mean() if level is None else level)
     return (m + (out - m) * wgt).astype(np.float32)
 
 

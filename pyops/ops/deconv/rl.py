@@ -41,7 +41,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, Sequence
 
 import numba as nb
 import numpy as np
@@ -222,13 +222,17 @@ def auto_regularization(model: noisemod.NoiseModel, x: np.ndarray, valid: np.nda
     2006's functional Σ (Ku − f ln Ku) + λ·TV(u) for Poisson data of gain 1/v and a Laplacian gradient prior of
     scale s (λ = v/s); the gain and the one power (< 1: the best λ of a run limited to 150 iterations grows less
     than the MAP's) are fitted on bench/nonblind.py's FITTED_ON scenes, the others held out."""
-    num = den = var = 0.0
-    for c in range(x.shape[2]):
-        xc = x[..., c][valid[..., c]]
-        num += model.correlation * (float(model.a[c]) * float(xc.sum()) + float(model.b[c]) * xc.size)
-        den += float(xc.sum())
+    num = den = var = g2 = 0.0
+    for c in range(x.shape[2]):  # a channel, and a band of rows, at a time: no image-sized temporaries
+        total = float(np.sum(x[..., c], where=valid[..., c], dtype=np.float64))
+        num += model.correlation * (float(model.a[c]) * total + float(model.b[c]) * np.count_nonzero(valid[..., c]))
+        den += total
         var += model.correlation * (float(model.a[c]) * float(x[..., c].mean()) + float(model.b[c]))
-    g2 = float(np.mean(np.diff(x, axis=0)[:, :-1] ** 2 + np.diff(x, axis=1)[:-1] ** 2))
+        for r in range(0, x.shape[0] - 1, 512):
+            band = x[r:r + 513, :, c]
+            dy, dx = np.diff(band, axis=0)[:, :-1], np.diff(band, axis=1)[:-1]
+            g2 += float(np.sum(dy * dy + dx * dx, dtype=np.float64))
+    g2 /= x.shape[2] * max(x.shape[0] - 1, 1) * max(x.shape[1] - 1, 1)
     s = math.sqrt(max(g2 - 4 * var / x.shape[2], 0.01 * g2, 1e-8))
     lam = LAM_GAIN * (num / max(den, EPS) / min(max(s, 1e-3), 0.1)) ** LAM_POWER
     return float(np.clip(lam, LAM_MIN, LAM_MAX))
@@ -267,15 +271,25 @@ class Step:
     rel: float  # ‖u − u_prev‖ / ‖u‖
     objective: float  # J = Σ_c w_c·deviance_c / 2 + λ·TV at the same point (what RL-TV descends, see `iterate`)
     estimate: Callable[[], np.ndarray]  # the current H×W×C estimate (a copy, cropped)
+    alpha: float = 0.0  # the Biggs–Andrews extrapolation this iteration used
+
+
+def observed(image: np.ndarray) -> np.ndarray:
+    """The image as the iterations take it: H×W×C float32 ≥ 0 (a copy)."""
+    x = np.asarray(image, np.float32)
+    return np.clip(x[..., None] if x.ndim == 2 else x, 0, None)
+
+
+def clipped_mask(x: np.ndarray, whites: np.ndarray) -> np.ndarray:
+    """The pixels at or above CLIP_FRACTION of their channel's white level."""
+    return x >= (CLIP_FRACTION * whites).astype(np.float32)
 
 
 def prepare(image: np.ndarray, opts: Options) -> tuple[np.ndarray, np.ndarray, noisemod.NoiseModel, float]:
     """(H×W×C float32 ≥ 0, clipped mask, noise model, λ) for `opts`."""
-    x = np.asarray(image, np.float32)
-    x = x[..., None] if x.ndim == 2 else x
-    x = np.clip(x, 0, None)
+    x = observed(image)
     whites = white_levels(x, opts.white)
-    clipped = x >= (CLIP_FRACTION * whites).astype(np.float32)
+    clipped = clipped_mask(x, whites)
     model = noisemod.estimate(x, float(whites.min()))
     if opts.method == "rl":
         lam = 0.0
@@ -287,9 +301,11 @@ def prepare(image: np.ndarray, opts: Options) -> tuple[np.ndarray, np.ndarray, n
 
 
 def iterate(x: np.ndarray, clipped: np.ndarray, psf: np.ndarray, model: noisemod.NoiseModel, lam: float,
-            accelerate: bool = True, backend: str = "auto", fft_info: dict | None = None):
+            accelerate: bool = True, backend: str = "auto", fft_info: dict | None = None,
+            levels: Sequence[float] | None = None, alphas: Sequence[float] | None = None):
     """Masked RL / RL-TV on an H×W×C image, without end: yields a `Step` after each iteration; a λ sent to the
-    generator applies from the next iteration."""
+    generator applies from the next iteration. `levels`: what the padding fades to per channel (default: the
+    channel's mean); `alphas`: the extrapolations to use instead of computing them (a tile replays its probe's)."""
     h, w, nc = x.shape
     kh, kw = psf.shape
     pad = (max(kh, 8), max(kw, 8))
@@ -301,7 +317,7 @@ def iterate(x: np.ndarray, clipped: np.ndarray, psf: np.ndarray, model: noisemod
     crop = (pad[0], pad[0] + h, pad[1], pad[1] + w)
     f, u = [], []  # observed (clipped pixels marked) and the estimate
     for c in range(nc):
-        fc = fftmod.taper_pad(x[..., c], shape, pad)
+        fc = fftmod.taper_pad(x[..., c], shape, pad, None if levels is None else levels[c])
         spec = fft.rfft(fc)  # the start u₀ = Kᵀf: RL's first iterate from a flat start (Lucy 1974; scikit-image)
         _cmul(spec, otf, True)
         u.append(np.maximum(fft.irfft(spec), 0.0).astype(np.float32))
@@ -330,7 +346,9 @@ def iterate(x: np.ndarray, clipped: np.ndarray, psf: np.ndarray, model: noisemod
         it += 1
         # extrapolated point (Biggs–Andrews), the same α for all channels
         alpha = 0.0
-        if accelerate and it > 2:
+        if alphas is not None and it <= len(alphas):
+            alpha = float(alphas[it - 1]) if accelerate else 0.0
+        elif accelerate and it > 2:
             num = sum(float(np.vdot(g_prev[c], g_prev2[c])) for c in range(nc))
             den = sum(float(np.vdot(g_prev2[c], g_prev2[c])) for c in range(nc))
             alpha = min(max(num / den, 0.0), 0.95) if den > 0 else 0.0
@@ -379,7 +397,8 @@ def iterate(x: np.ndarray, clipped: np.ndarray, psf: np.ndarray, model: noisemod
         cur = list(u)
         new_lam = yield Step(it, chi / max(n_fit, 1), math.sqrt(change) / max(math.sqrt(norm), EPS),
                              data + lam * tv,
-                             lambda cur=cur: np.stack([uc[crop[0]:crop[1], crop[2]:crop[3]] for uc in cur], axis=-1))
+                             lambda cur=cur: np.stack([uc[crop[0]:crop[1], crop[2]:crop[3]] for uc in cur], axis=-1),
+                             alpha)
         if new_lam is not None:  # sent by the caller: go on with another λ
             lam = new_lam
 
@@ -390,17 +409,28 @@ def deconvolve(image: np.ndarray, psf: np.ndarray, opts: Options,
     collaborative TV term. Returns (float32 image, info: iterations, why it stopped, λ, noise model, FFT…)."""
     grey = np.ndim(image) == 2
     x, clipped, model, lam = prepare(image, opts)
+    out, info = run(x, clipped, psf, model, lam, opts, progress)
+    return (out[..., 0] if grey else out), info
+
+
+def run(x: np.ndarray, clipped: np.ndarray, psf: np.ndarray, model: noisemod.NoiseModel, lam: float, opts: Options,
+        progress: Callable[[float, str], None] | None = None, levels: Sequence[float] | None = None,
+        alphas: Sequence[float] | None = None, record: list[float] | None = None) -> tuple[np.ndarray, dict]:
+    """The iterations and their stopping rules on a prepared H×W×C image (`prepare`): (H×W×C float32, info).
+    `levels` and `alphas` as for `iterate`; the extrapolations used are appended to `record`."""
     info: dict = {}
     history: list[float] = []
     reason, step = f"reached the maximum of {opts.iterations} iterations", None
     auto = opts.stop == "auto"
-    steps = iterate(x, clipped, psf, model, lam, opts.accelerate, opts.backend, info)
+    steps = iterate(x, clipped, psf, model, lam, opts.accelerate, opts.backend, info, levels, alphas)
     step = next(steps)
     older = last = None  # the two steps before: J at step k is that of (the extrapolation of) step k − 1's estimate
     j_min = j_start = math.inf
     while True:
         it, chi2 = step.iteration, step.chi2
         history.append(chi2)
+        if record is not None:
+            record.append(step.alpha)
         new_lam = None
         if progress:
             progress(it / opts.iterations, f"iteration {it}, residual {chi2:.3g} × noise")
@@ -443,9 +473,15 @@ def deconvolve(image: np.ndarray, psf: np.ndarray, opts: Options,
     info = {"iterations": step.iteration, "stopped": reason, "regularization": lam, "noise_sigma": model.sigma(),
             "noise_model": model.to_info(), "clipped_pixels": int(clipped.sum()), **info,
             "residual": history[-1] if history else None}
-    excess = history[-1] / model.correlation if history else 0.0  # χ² against the noise, not its finest band
-    if excess > RESIDUAL_NOTE:
-        info["notes"] = [f"the result still differs from the image by {excess:.3g}× its noise: the PSF does not "
-                         "match the blur, or the image's noise is no longer the camera's (denoised, sharpened or "
-                         "compressed) — check the PSF (`pyops psf show`) and look for doubled edges"]
-    return (out[..., 0] if grey else out), info
+    info["notes"] = residual_notes(info["residual"], model)
+    return out, info
+
+
+def residual_notes(residual: float | None, model: noisemod.NoiseModel) -> list[str]:
+    """A note when the final χ²/N, against the noise (÷ model.correlation), is above RESIDUAL_NOTE."""
+    excess = residual / model.correlation if residual is not None else 0.0  # not the finest band's variance
+    if excess <= RESIDUAL_NOTE:
+        return []
+    return [(f"the result still differs from the image by {excess:.3g}× its noise: the PSF does not match the blur, "
+             "or the image's noise is no longer the camera's (denoised, sharpened or compressed) — check the PSF "
+             "(`pyops psf show`) and look for doubled edges")]
