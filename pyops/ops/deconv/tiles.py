@@ -87,7 +87,7 @@ def deconvolve(image: np.ndarray, psf: np.ndarray, opts: rl.Options,
     probe = boxes[int(np.argmax([_detail(x[b[2]:b[3], b[4]:b[5]]) for b in boxes]))]
     levels = [float(x[..., c].mean()) for c in range(x.shape[2])]  # the image's borders padded as when whole
     whites = rl.white_levels(x, opts.white)
-    shape = x.shape
+    shape, n_clipped = x.shape, int(clipped.sum())
     del x, clipped  # each tile is cut from `image` again: memory for one tile, not a copy of the image
 
     def cut(r0: int, r1: int, c0: int, c1: int) -> tuple[np.ndarray, np.ndarray]:
@@ -118,7 +118,7 @@ def deconvolve(image: np.ndarray, psf: np.ndarray, opts: rl.Options,
         out[r0:r1, c0:c1] += wgt * u
         residual += (t_info["residual"] or 0.0) * float(wgt.sum())
     residual /= h * w
-    info = {**info, "tiles": n, "tile_size": tile, "probe_tile": [probe[4], probe[2], probe[5] - probe[4],
+    info = {**info, "clipped_pixels": n_clipped, "tiles": n, "tile_size": tile, "probe_tile": [probe[4], probe[2], probe[5] - probe[4],
                                                                  probe[3] - probe[2]],
             "stopped": f"probe tile: {info['stopped']}; every tile ran {fixed.iterations} iterations",
             "residual": residual, "notes": rl.residual_notes(residual, model)}
