@@ -72,7 +72,8 @@ def test_the_probe_tile_decides_when_every_tile_stops():
     assert out.shape == noisy.shape and out.dtype == np.float32 and np.isfinite(out).all()
     x, y, w, h = info["probe_tile"]
     assert 0 <= x and 0 <= y and x + w <= noisy.shape[1] and y + h <= noisy.shape[0]
-    assert info["stopped"].startswith("probe tile: ") and f"every tile ran {info['iterations']} iterations" in info["stopped"]
+    assert info["stopped"].startswith("probe tile: ")
+    assert f"every tile ran {info['iterations']} iterations" in info["stopped"]
     assert 1 <= info["iterations"] <= rl.Options().iterations and 0 < info["residual"] < 3
     assert info["clipped_pixels"] == int(rl.prepare(noisy, rl.Options())[1].sum())  # the whole image's
 

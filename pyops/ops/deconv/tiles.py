@@ -69,8 +69,8 @@ def _rise(t: np.ndarray, at: int) -> np.ndarray:
     return 0.5 - 0.5 * np.cos(np.pi * np.clip((t - (at - BLEND) + 0.5) / (2 * BLEND), 0, 1))
 
 
-def deconvolve(image: np.ndarray, psf: np.ndarray, opts: rl.Options,
-               progress: Callable[[float, str], None] | None = None, tile: int | None = None) -> tuple[np.ndarray, dict]:
+def deconvolve(image: np.ndarray, psf: np.ndarray, opts: rl.Options, progress: Callable[[float, str], None] | None = None,
+               tile: int | None = None) -> tuple[np.ndarray, dict]:
     """rl.deconvolve in tiles of at most `tile`² px (default TILE; plus margins): the same arguments and result."""
     tile = tile or TILE
     grey = np.ndim(image) == 2
@@ -118,8 +118,9 @@ def deconvolve(image: np.ndarray, psf: np.ndarray, opts: rl.Options,
         out[r0:r1, c0:c1] += wgt * u
         residual += (t_info["residual"] or 0.0) * float(wgt.sum())
     residual /= h * w
-    info = {**info, "clipped_pixels": n_clipped, "tiles": n, "tile_size": tile, "probe_tile": [probe[4], probe[2], probe[5] - probe[4],
-                                                                 probe[3] - probe[2]],
+    r0, r1, c0, c1 = probe[2:]
+    info = {**info, "clipped_pixels": n_clipped, "tiles": n, "tile_size": tile,
+            "probe_tile": [c0, r0, c1 - c0, r1 - r0],  # x, y, width, height
             "stopped": f"probe tile: {info['stopped']}; every tile ran {fixed.iterations} iterations",
             "residual": residual, "notes": rl.residual_notes(residual, model)}
     return (out[..., 0] if grey else out), info
