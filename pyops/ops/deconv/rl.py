@@ -51,7 +51,7 @@ from pyops.ops.deconv import fft as fftmod
 from pyops.ops.deconv import noise as noisemod
 
 EPS = 1e-6
-STAT_ROWS = 1024  # images taller than this sum their deviance and TV on a regular subset of rows
+STAT_ROWS = 512  # images taller than this sum their deviance and TV on a regular subset of rows
 TV_EPS = 1e-3  # smooths |∇u| where the image is flat
 VAR_FLOOR = 1e-12
 CLIP_FRACTION = 0.98  # of the white level: pixels at or above are clipped
@@ -137,65 +137,71 @@ def _add_grad_sq(u, acc):
             acc[i, j] += gx * gx + gy * gy
 
 
-@nb.njit(parallel=True, cache=True, fastmath=True)
-def _tv_sum(norm_sq, r0, r1, c0, c1, stride):
-    """Σ sqrt(norm_sq + ε²) over [r0:r1, c0:c1], every `stride`-th row: the (smoothed, collaborative) total
-    variation of the image, on the rows `_ratio` sums."""
+@nb.njit(cache=True, fastmath=True)
+def _inverse_norm_row(norm_sq, i, inside, c0, c1):
     e2 = TV_EPS * TV_EPS
-    rows = np.zeros(r1 - r0)
-    for i in nb.prange(r0, r1):
-        if (i - r0) % stride:
-            continue
-        t = 0.0
-        for j in range(c0, c1):
-            t += math.sqrt(norm_sq[i, j] + e2)
-        rows[i - r0] = t
+    t = 0.0
+    for j in range(norm_sq.shape[1]):
+        n = math.sqrt(norm_sq[i, j] + e2)
+        if inside and c0 <= j < c1:
+            t += n
+        norm_sq[i, j] = 1.0 / n
+    return t
+
+
+@nb.njit(parallel=True, cache=True, fastmath=True)
+def _inverse_norm(norm_sq, r0, r1, c0, c1, stride):
+    """norm_sq ← 1/sqrt(norm_sq + ε²) in place (what the TV step divides by, once for all channels); returns
+    Σ sqrt(norm_sq + ε²) over [r0:r1, c0:c1], every `stride`-th row: the (smoothed, collaborative) total variation
+    of the image, on the rows `_ratio` sums."""
+    rows = np.zeros(norm_sq.shape[0])
+    for i in nb.prange(norm_sq.shape[0]):
+        rows[i] = _inverse_norm_row(norm_sq, i, r0 <= i < r1 and (i - r0) % stride == 0, c0, c1)
     return rows.sum()
 
 
-@nb.njit(parallel=True, cache=True, fastmath=True)
-def _update(u, corr, norm_sq, lam, out):
-    """out = max(u·corr / (1 − λ·div(∇u/|∇u|)), 0) with |∇u| = sqrt(norm_sq + ε²); λ = 0 gives plain RL."""
-    h, w = u.shape
-    e2 = TV_EPS * TV_EPS
-    for i in nb.prange(h):
-        for j in range(w):
-            v = u[i, j] * corr[i, j]
-            if lam > 0.0:
-                # div(p) = px[i,j] − px[i,j−1] + py[i,j] − py[i−1,j], p = ∇u/|∇u| (forward differences)
-                px = (u[i, j + 1] - u[i, j]) / math.sqrt(norm_sq[i, j] + e2) if j + 1 < w else 0.0
-                pxl = (u[i, j] - u[i, j - 1]) / math.sqrt(norm_sq[i, j - 1] + e2) if 0 < j else 0.0
-                py = (u[i + 1, j] - u[i, j]) / math.sqrt(norm_sq[i, j] + e2) if i + 1 < h else 0.0
-                pyu = (u[i, j] - u[i - 1, j]) / math.sqrt(norm_sq[i - 1, j] + e2) if 0 < i else 0.0
-                den = 1.0 - lam * (px - pxl + py - pyu)
-                v /= den if den > 0.5 else 0.5
-            out[i, j] = v if v > 0.0 else 0.0
-
-
 @nb.njit(cache=True, fastmath=True)
-def _stats_row(new, y, cur, g, i, inside, c0, c1, with_g):
-    d2 = 0.0
-    n2 = 0.0
-    for j in range(new.shape[1]):
-        v = new[i, j]
+def _update_row(y, corr, inv_norm, lam, out, cur, g, g_old, i, inside, c0, c1, with_g, with_old):
+    h, w = y.shape
+    d2 = n2 = dot = old2 = 0.0
+    for j in range(w):
+        v = y[i, j] * corr[i, j]
+        if lam > 0.0:
+            # div(p) = px[i,j] − px[i,j−1] + py[i,j] − py[i−1,j], p = ∇y/|∇y| (forward differences)
+            px = (y[i, j + 1] - y[i, j]) * inv_norm[i, j] if j + 1 < w else 0.0
+            pxl = (y[i, j] - y[i, j - 1]) * inv_norm[i, j - 1] if 0 < j else 0.0
+            py = (y[i + 1, j] - y[i, j]) * inv_norm[i, j] if i + 1 < h else 0.0
+            pyu = (y[i, j] - y[i - 1, j]) * inv_norm[i - 1, j] if 0 < i else 0.0
+            den = 1.0 - lam * (px - pxl + py - pyu)
+            v /= den if den > 0.5 else 0.5
+        v = v if v > 0.0 else 0.0
+        out[i, j] = v
         if with_g:
-            g[i, j] = v - y[i, j]
+            gv = v - y[i, j]
+            g[i, j] = gv
+            if with_old:
+                o = g_old[i, j]
+                dot += gv * o
+                old2 += o * o
         if inside and c0 <= j < c1:
             d = v - cur[i, j]
             d2 += d * d
             n2 += v * v
-    return d2, n2
+    return d2, n2, dot, old2
 
 
 @nb.njit(parallel=True, cache=True, fastmath=True)
-def _step_stats(new, y, cur, g, r0, r1, c0, c1, with_g):
-    """One pass after an update: g = new − y (the step, for the extrapolation), and over the image region
-    Σ (new − cur)² and Σ new² (the relative change)."""
-    d2 = np.zeros(new.shape[0])
-    n2 = np.zeros(new.shape[0])
-    for i in nb.prange(new.shape[0]):
-        d2[i], n2[i] = _stats_row(new, y, cur, g, i, r0 <= i < r1, c0, c1, with_g)
-    return d2.sum(), n2.sum()
+def _update(y, corr, inv_norm, lam, out, cur, g, g_old, r0, r1, c0, c1, with_g, with_old):
+    """The RL-TV step from the point y (the estimate `cur`, or its extrapolation), in one pass with its statistics:
+    out = max(y·corr / (1 − λ·div(∇y/|∇y|)), 0), `inv_norm` = 1/|∇y| (_inverse_norm), λ = 0 giving plain RL;
+    g = out − y (the step, for the extrapolation; `with_g`); over [r0:r1, c0:c1] Σ (out − cur)² and Σ out² (the
+    relative change), and over the plane Σ g·g_old and Σ g_old² (Biggs & Andrews' α for the next iteration;
+    `with_old`)."""
+    sums = np.zeros((y.shape[0], 4))
+    for i in nb.prange(y.shape[0]):
+        sums[i, 0], sums[i, 1], sums[i, 2], sums[i, 3] = _update_row(
+            y, corr, inv_norm, lam, out, cur, g, g_old, i, r0 <= i < r1, c0, c1, with_g, with_old)
+    return sums.sum(axis=0)
 
 
 @nb.njit(parallel=True, cache=True, fastmath=True)
@@ -330,17 +336,19 @@ def iterate(x: np.ndarray, clipped: np.ndarray, psf: np.ndarray, model: noisemod
                       mode="symmetric")] = -1.0
         f.append(fc)
     prev = [None] * nc
-    g_prev = [None] * nc
+    g_prev = [None] * nc  # the last step's change g, and the one before (Biggs–Andrews)
     g_prev2 = [None] * nc
     y_buf = [np.empty(shape, np.float32) for _ in range(nc)] if accelerate else None
     spare = [np.empty(shape, np.float32) for _ in range(nc)]  # buffers rotate: no copy per iteration
-    ratio = np.empty(shape, np.float32)
+    spec = np.empty((shape[0], shape[1] // 2 + 1), np.complex64)  # every transform writes into these two
+    work = np.empty(shape, np.float32)  # Ku, then f/Ku in place, then Kᵀ(f/Ku)
     norm_sq = np.zeros(shape, np.float32)
     # the deviance in the units of RL's Kullback–Leibler data term: w = σ²(mean)/mean, the variance per unit of
     # signal (a for Poisson data), so J = Σ w·deviance/2 + λ·TV is Dey et al.'s Σ (Ku − f ln Ku) + λ·TV up to a constant
     w = [float(model.a[c]) + float(model.b[c]) / max(float(x[..., c].mean()), EPS) for c in range(nc)]
     stride = max(1, h // STAT_ROWS)  # the deviance and TV of J on at most ~2·STAT_ROWS rows
     dummy = np.empty((1, 1), np.float32)
+    dots = (0.0, 0.0)  # Σ g_prev·g_prev2 and Σ g_prev2², from the last iteration's _update
     it = 0
     while True:
         it += 1
@@ -349,9 +357,7 @@ def iterate(x: np.ndarray, clipped: np.ndarray, psf: np.ndarray, model: noisemod
         if alphas is not None and it <= len(alphas):
             alpha = float(alphas[it - 1]) if accelerate else 0.0
         elif accelerate and it > 2:
-            num = sum(float(np.vdot(g_prev[c], g_prev2[c])) for c in range(nc))
-            den = sum(float(np.vdot(g_prev2[c], g_prev2[c])) for c in range(nc))
-            alpha = min(max(num / den, 0.0), 0.95) if den > 0 else 0.0
+            alpha = min(max(dots[0] / dots[1], 0.0), 0.95) if dots[1] > 0 else 0.0
         y = []
         for c in range(nc):
             if alpha == 0.0 or prev[c] is None:
@@ -364,36 +370,37 @@ def iterate(x: np.ndarray, clipped: np.ndarray, psf: np.ndarray, model: noisemod
             norm_sq.fill(0)
             for c in range(nc):
                 _add_grad_sq(y[c], norm_sq)
-            tv = _tv_sum(norm_sq, *crop, stride)
-        chi = 0.0
-        data = 0.0
+            tv = _inverse_norm(norm_sq, *crop, stride)
+        chi = data = change = norm = num = den = 0.0
         n_fit = 0
-        change = 0.0
-        norm = 0.0
         for c in range(nc):
-            spec = fft.rfft(y[c])
+            fft.rfft(y[c], spec)
             _cmul(spec, otf, False)
-            blurred = fft.irfft(spec)
-            s, n = _ratio(f[c], blurred, ratio, *crop, float(model.a[c]), float(model.b[c]), stride)
+            fft.irfft(spec, work)
+            s, n = _ratio(f[c], work, work, *crop, float(model.a[c]), float(model.b[c]), stride)
             chi += s
             data += w[c] * s / 2
             n_fit += n
-            spec = fft.rfft(ratio)
+            fft.rfft(work, spec)
             _cmul(spec, otf, True)
-            corr = fft.irfft(spec)
+            fft.irfft(spec, work)
             new = spare[c]
-            _update(y[c], corr, norm_sq, lam, new)
             g = None
             if accelerate:
                 g = g_prev2[c] if g_prev2[c] is not None else np.empty(shape, np.float32)
-            d2, n2 = _step_stats(new, y[c], u[c], g if g is not None else dummy, *crop, g is not None)
+            old = g_prev[c] if accelerate and g_prev[c] is not None else None
+            d2, n2, dot, old2 = _update(y[c], work, norm_sq, lam, new, u[c], dummy if g is None else g,
+                                        dummy if old is None else old, *crop, g is not None, old is not None)
             change += d2
             norm += n2
+            num += dot
+            den += old2
             if accelerate:
                 g_prev2[c], g_prev[c] = g_prev[c], g
             # rotate: the old estimate becomes prev, prev's buffer the next spare
             spare[c] = prev[c] if prev[c] is not None else np.empty(shape, np.float32)
             prev[c], u[c] = u[c], new
+        dots = (num, den)
         cur = list(u)
         new_lam = yield Step(it, chi / max(n_fit, 1), math.sqrt(change) / max(math.sqrt(norm), EPS),
                              data + lam * tv,
