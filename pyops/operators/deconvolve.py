@@ -11,7 +11,6 @@ from pyops.ops.deconv import fft as fftmod
 from pyops.ops.deconv import psf as psfmod
 from pyops.ops.deconv import tiles
 from pyops.ops.deconv.rl import Options
-from pyops.ops.deconv.tiles import deconvolve
 from pyops.registry import ParamError, Params, Result, operator
 
 KERNEL_IN_INFO = 441  # kernels of at most this many values (21×21) are recorded in full in the provenance
@@ -58,43 +57,62 @@ def _kernel_size(p: DeconvolveParams) -> int:
     return max(psfmod.resolve(p.psf).shape) if psfmod.is_spec(p.psf) else PSF_PAD
 
 
-def deconvolve_memory(h: int, w: int, c: int, p: DeconvolveParams) -> int:
-    """Bytes beyond the input at the peak (pyops.memory). The iterations hold, for the largest tile
+def deconvolve_memory(h: int, w: int, c: int, p: DeconvolveParams, streamed: bool = False) -> int:
+    """Bytes beyond the input at the peak (pyops.memory); `streamed`: the input is read and the result written a
+    tile at a time (pyops.io.stream), neither held. The iterations hold, for the largest tile
     (pyops.ops.deconv.tiles; the whole image when it fits in one) padded by the kernel's size, per deconvolved
     channel the padded planes (observed, estimate, previous, spare; with acceleration also the extrapolated point
-    and two gradients) and 7 shared ones (ratio, TV norm, OTF, spectrum, FFT buffers), plus the result; before
-    them, the clipped copy of the input and its clipped-pixel mask (kept through a whole-image run, freed before
-    the tiles, each cut again from the input)."""
+    and two gradients) and 7 shared ones (work plane, TV norm, OTF, spectrum, FFT buffers) and the tile's cut
+    (its copy, clipped mask, result); then a band of finished rows and the rows carried to the next. Before them
+    the noise model and λ are measured on the image (at most SAMPLE_BANDS × SAMPLE_ROWS rows of it): a copy and
+    its masks. An image that fits one tile is deconvolved whole: its copy and masks are held through the run."""
     k = _kernel_size(p)
     th, tw = tiles.extent(h, k), tiles.extent(w, k)
     pad = 2 * max(k, 8)
     padded = fftmod.good_size(th + pad) * fftmod.good_size(tw + pad)
     nc = 1 if p.luminance_only and c >= 3 else c
     planes = 4 * padded * (nc * (7 if p.accelerate else 4) + 7)
-    copy = 4 * h * w * nc + 2 * h * w * nc  # the clipped copy, its mask and its complement
-    result = 4 * h * w * (nc + (1 if nc != c else 0))  # with the luminance only, also the colour ratios' input
+    result = 0 if streamed else 4 * h * w * min(c, 3)
     if (th, tw) == (h, w):
-        return copy + planes + result
-    return max(copy, result + planes + 12 * th * tw * nc)
+        return 10 * h * w * nc + planes + result
+    rows = min(h, tiles.SAMPLE_BANDS * tiles.SAMPLE_ROWS)
+    sample = 10 * rows * w * nc + (4 * rows * w * c if nc != c else 0)  # with the luminance only, the colour rows
+    band = 2 * 4 * (tiles.extent(h, k, tiles.TILE) + 2 * tiles.BLEND) * w * min(c, 3)  # and its carry, its writing
+    return max(sample, planes + 12 * th * tw * nc + band) + result
 
 
 @operator("deconvolve", "Sharpen a blurred image: Richardson–Lucy deconvolution (TV-regularised) with a known PSF",
           DeconvolveParams, memory=deconvolve_memory)
 def deconvolve_op(image, p: DeconvolveParams, progress) -> Result:
+    read, shape, write, result = tiles.array_io(image)
+    info = deconvolve_stream(read, shape, write, p, progress)
+    return Result(result().astype(np.float32, copy=False), info)
+
+
+def deconvolve_stream(read: tiles.Reader, shape: tuple[int, int, int], write: tiles.Writer, p: DeconvolveParams,
+                      progress) -> dict:
+    """The operator on an H×W×C image read and written a tile at a time (tiles.stream): its info."""
     kernel = psfmod.resolve(p.psf)
-    if kernel.shape[0] > image.shape[0] or kernel.shape[1] > image.shape[1]:
+    h, w, c = shape
+    if kernel.shape[0] > h or kernel.shape[1] > w:
         raise ParamError(f"deconvolve: the PSF ({kernel.shape[1]}×{kernel.shape[0]} px) is larger than the image "
-                         f"({image.shape[1]}×{image.shape[0]} px); each side of the PSF must be at most the image's")
+                         f"({w}×{h} px); each side of the PSF must be at most the image's")
     opts = Options(method=p.method, iterations=p.iterations, regularization=p.regularization, stop=p.stop,
                    accelerate=p.accelerate, backend=p.fft)
     progress(0.0, "deconvolving")
-    if p.luminance_only and image.ndim == 3:
-        y = luminance(image)
-        y_new, info = deconvolve(y, kernel, opts, progress)
-        out = image[..., :3] * luminance_ratio(y_new, y).astype(np.float32)[..., None]
+    if p.luminance_only and c >= 3:
+        def read_y(r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
+            return luminance(read(r0, r1, c0, c1))[..., None]
+
+        def write_y(r0: int, y_new: np.ndarray) -> None:  # each pixel's colour scaled to its new luminance
+            colour = read(r0, r0 + len(y_new), 0, w)[..., :3]
+            write(r0, colour * luminance_ratio(y_new[..., 0], luminance(colour)).astype(np.float32)[..., None])
+
+        info = tiles.stream(read_y, (h, w, 1), kernel, opts, write_y, progress)
     else:
-        out, info = deconvolve(image, kernel, opts, progress)
-    info.update(psf=p.model_dump(include={"psf"})["psf"], psf_shape=list(kernel.shape), psf_sha256=psfmod.kernel_sha256(kernel), method=p.method)
+        info = tiles.stream(read, shape, kernel, opts, write, progress)
+    info.update(psf=p.model_dump(include={"psf"})["psf"], psf_shape=list(kernel.shape),
+                psf_sha256=psfmod.kernel_sha256(kernel), method=p.method)
     if kernel.size <= KERNEL_IN_INFO:  # the kernel itself, so the result can be re-made whatever the library holds
         info["psf_kernel"] = kernel.tolist()
-    return Result(out.astype(np.float32, copy=False), info)
+    return info

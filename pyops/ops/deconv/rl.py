@@ -55,6 +55,8 @@ STAT_ROWS = 512  # images taller than this sum their deviance and TV on a regula
 TV_EPS = 1e-3  # smooths |∇u| where the image is flat
 VAR_FLOOR = 1e-12
 CLIP_FRACTION = 0.98  # of the white level: pixels at or above are clipped
+# a channel's maximum above PLATEAU_MIN with PLATEAU_PIXELS pixels within PLATEAU of it is its white level
+PLATEAU_MIN, PLATEAU, PLATEAU_PIXELS = 0.2, 0.999, 16
 LAM_GAIN, LAM_POWER, LAM_MIN, LAM_MAX = 0.064, 0.8, 1e-4, 0.05
 STALL_RL, STALL_TV = 0.02, 0.0005  # χ² falling by less than this over 10 iterations: no more to gain
 # after MODEL_CHECK iterations a χ²/N above MODEL_CHI2 is no noise but kernel or model error (with the Kᵀf start
@@ -253,7 +255,7 @@ def white_levels(x: np.ndarray, white: float | None) -> np.ndarray:
             out.append(float(white))
             continue
         top = float(x[..., c].max())
-        plateau = top > 0.2 and int(np.count_nonzero(x[..., c] >= 0.999 * top)) >= 16
+        plateau = top > PLATEAU_MIN and int(np.count_nonzero(x[..., c] >= PLATEAU * top)) >= PLATEAU_PIXELS
         out.append(min(top, 1.0) if plateau else 1.0)
     return np.array(out)
 
@@ -291,10 +293,12 @@ def clipped_mask(x: np.ndarray, whites: np.ndarray) -> np.ndarray:
     return x >= (CLIP_FRACTION * whites).astype(np.float32)
 
 
-def prepare(image: np.ndarray, opts: Options) -> tuple[np.ndarray, np.ndarray, noisemod.NoiseModel, float]:
-    """(H×W×C float32 ≥ 0, clipped mask, noise model, λ) for `opts`."""
+def prepare(image: np.ndarray, opts: Options, whites: np.ndarray | None = None
+            ) -> tuple[np.ndarray, np.ndarray, noisemod.NoiseModel, float]:
+    """(H×W×C float32 ≥ 0, clipped mask, noise model, λ) for `opts`; `whites`: the white levels if known (of the
+    whole image, when `image` is a sample of it), else `white_levels`."""
     x = observed(image)
-    whites = white_levels(x, opts.white)
+    whites = white_levels(x, opts.white) if whites is None else whites
     clipped = clipped_mask(x, whites)
     model = noisemod.estimate(x, float(whites.min()))
     if opts.method == "rl":

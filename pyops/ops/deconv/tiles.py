@@ -8,12 +8,18 @@ methods for image restoration", IEEE Trans. ASSP 26, 1978), here with windows in
 hard cut so no seam shows.
 
 Every tile must run the same iterations with the same λ, or neighbours would stop at different points and the
-seams would show. The noise model and λ come from the whole image (rl.prepare); the automatic stop is decided
-on one probe tile — the one with the most detail, where sharpening matters and where iterations add noise first
-— and every tile then runs that many iterations with the λ the probe ended with (raised by the model check when
-the kernel does not fit) and the probe's Biggs–Andrews extrapolations, iteration by iteration (each tile's own
-would differ, and so would their paths). The padding at the image's borders fades to the image's mean, as a
-whole-image run's does. An image that fits in one tile is deconvolved whole, exactly as before.
+seams would show. The noise model and λ come from the whole image, or for an image taller than SAMPLE_BANDS ×
+SAMPLE_ROWS rows from that many bands of rows spread over it (the noise estimate samples rows anyway); the
+automatic stop is decided on one probe tile — the one whose core has the most detail, where sharpening matters
+and where iterations add noise first — and every tile then runs that many iterations with the λ the probe ended
+with (raised by the model check when the kernel does not fit) and the probe's Biggs–Andrews extrapolations,
+iteration by iteration (each tile's own would differ, and so would their paths). The padding at the image's
+borders fades to the image's mean, as a whole-image run's does. An image that fits in one tile is deconvolved
+whole, exactly as before.
+
+The image is read a tile at a time through a `Reader` and the result leaves a band of finished rows at a time
+through a `Writer` (`stream`), so neither needs to be in memory: pyops streams large TIFFs from and to disk this
+way (pyops.io.stream); `deconvolve` is the same on arrays.
 """
 from __future__ import annotations
 
@@ -30,6 +36,12 @@ TILE = 1280  # core side in px: a ≈ 1400² RGB tile's working set is ≈ 230 M
 BLEND = 16  # px on each side of a core boundary where two tiles are cross-faded
 MARGIN_MIN = 32  # px of image beyond the blend zone whose result is discarded, at least…
 MARGIN_KERNELS = 3  # …and this many kernel sizes (RL's reach grows with the iterations; measured in tests)
+SAMPLE_BANDS, SAMPLE_ROWS = 64, 32  # the noise model and λ of a taller image come from this many bands of rows
+
+# (r0, r1, c0, c1) → the image's rows r0…r1 and columns c0…c1, float32 H×W×C (linear; rl.observed is applied)
+Reader = Callable[[int, int, int, int], np.ndarray]
+# (r0, rows) → rows r0…r0 + len(rows) of the result, finished (float32 n×W×C, every column)
+Writer = Callable[[int, np.ndarray], None]
 
 
 def reach(kernel: int) -> int:
@@ -72,27 +84,54 @@ def _rise(t: np.ndarray, at: int) -> np.ndarray:
 def deconvolve(image: np.ndarray, psf: np.ndarray, opts: rl.Options, progress: Callable[[float, str], None] | None = None,
                tile: int | None = None) -> tuple[np.ndarray, dict]:
     """rl.deconvolve in tiles of at most `tile`² px (default TILE; plus margins): the same arguments and result."""
+    read, shape, write, result = array_io(image)
+    info = stream(read, shape, psf, opts, write, progress, tile)
+    return result(), info
+
+
+def array_io(image: np.ndarray) -> tuple[Reader, tuple[int, int, int], Writer, Callable[[], np.ndarray]]:
+    """`stream` on an array: (a Reader of it, its H×W×C shape, a Writer that assembles the result, and a function
+    that returns the result — H×W like the image if it is, or H×W×C with the channels written)."""
+    x = np.asarray(image)
+    x3 = x[..., None] if x.ndim == 2 else x
+    out = None
+
+    def write(r0: int, rows: np.ndarray) -> None:
+        nonlocal out
+        if out is None and len(rows) == len(x3):  # the whole result at once (one tile, or one row of tiles)
+            out = rows
+            return
+        if out is None:
+            out = np.empty(x3.shape[:2] + rows.shape[2:], np.float32)
+        out[r0:r0 + len(rows)] = rows
+
+    return (lambda r0, r1, c0, c1: x3[r0:r1, c0:c1]), x3.shape, write, lambda: out[..., 0] if x.ndim == 2 else out
+
+
+def stream(read: Reader, shape: tuple[int, int, int], psf: np.ndarray, opts: rl.Options, write: Writer,
+           progress: Callable[[float, str], None] | None = None, tile: int | None = None) -> dict:
+    """Deconvolve the H×W×C image `read` gives, tile by tile, handing the result to `write` a band of rows at a
+    time (top to bottom): at most one tile, one band of TILE + 2·BLEND rows and the statistics' sample in memory.
+    Returns rl.run's info, with the tiles'."""
     tile = tile or TILE
-    grey = np.ndim(image) == 2
-    x, clipped, model, lam = rl.prepare(image, opts)
-    h, w = x.shape[:2]
-    r = reach(max(psf.shape))
+    h, w, nc = shape
     rows, cols = cores(h, tile), cores(w, tile)
     if len(rows) == 2 and len(cols) == 2:
+        x, clipped, model, lam = rl.prepare(read(0, h, 0, w), opts)
         out, info = rl.run(x, clipped, psf, model, lam, opts, progress)
-        return (out[..., 0] if grey else out), info
+        write(0, out)
+        return info
+    r = reach(max(psf.shape))
     boxes = [(i, j, max(rows[i] - r, 0), min(rows[i + 1] + r, h), max(cols[j] - r, 0), min(cols[j + 1] + r, w))
              for i in range(len(rows) - 1) for j in range(len(cols) - 1)]
     n = len(boxes)
-    probe = boxes[int(np.argmax([_detail(x[b[2]:b[3], b[4]:b[5]]) for b in boxes]))]
-    levels = [float(x[..., c].mean()) for c in range(x.shape[2])]  # the image's borders padded as when whole
-    whites = rl.white_levels(x, opts.white)
-    shape, n_clipped = x.shape, int(clipped.sum())
-    del x, clipped  # each tile is cut from `image` again: memory for one tile, not a copy of the image
+    whites, levels, detail = _survey(read, rows, cols, nc, opts.white)
+    _, _, model, lam = rl.prepare(_sample(read, h, w), opts, whites)
+    probe = boxes[int(np.argmax(detail))]
 
     def cut(r0: int, r1: int, c0: int, c1: int) -> tuple[np.ndarray, np.ndarray]:
         """A tile as rl.prepare makes the whole image: float32 ≥ 0, and its clipped pixels."""
-        t = rl.observed(image[r0:r1, c0:c1])
+        t = rl.observed(read(r0, r1, c0, c1))
         return t, rl.clipped_mask(t, whites)
 
     def part(k: int, label: str) -> Callable[[float, str], None] | None:
@@ -106,24 +145,68 @@ def deconvolve(image: np.ndarray, psf: np.ndarray, opts: rl.Options, progress: C
                            part(0, f"probe tile ({c0}, {r0}) {c1 - c0}×{r1 - r0}"), levels, record=alphas)
     fixed = dataclasses.replace(opts, stop="none", iterations=max(info["iterations"], 1),
                                 regularization=info["regularization"])
-    out = np.zeros(shape, np.float32)
-    residual = 0.0
+    residual, n_clipped = 0.0, 0
+    band, carry = None, None
     for k, (i, j, r0, r1, c0, c1) in enumerate(boxes):
+        # the rows tile row i weighs (weights are 0 outside them), as one band of the result
+        lo, hi = max(rows[i] - BLEND, 0), min(rows[i + 1] + BLEND, h)
+        if j == 0:
+            band = np.zeros((hi - lo, w, nc), np.float32)
+            if carry is not None:  # the overlap with the band above, which it already weighed
+                band[:len(carry)] += carry
+        t, clipped = cut(r0, r1, c0, c1)
+        n_clipped += int(clipped[rows[i] - r0:rows[i + 1] - r0, cols[j] - c0:cols[j + 1] - c0].sum())
         if (i, j) == probe[:2] and info["regularization"] == lam:
             u, t_info = u_probe, info  # the probe ran these very iterations
         else:
-            u, t_info = rl.run(*cut(r0, r1, c0, c1), psf, model, fixed.regularization, fixed,
+            u, t_info = rl.run(t, clipped, psf, model, fixed.regularization, fixed,
                                part(k + 1, f"tile {k + 1} of {n}"), levels, alphas)
-        wgt = np.outer(weights(rows, i, r0, r1), weights(cols, j, c0, c1))[..., None]
-        out[r0:r1, c0:c1] += wgt * u
-        residual += (t_info["residual"] or 0.0) * float(wgt.sum())
+        del t, clipped
+        wr, wc = weights(rows, i, lo, hi), weights(cols, j, c0, c1)
+        band[:, c0:c1] += np.outer(wr, wc)[..., None] * u[lo - r0:hi - r0]
+        residual += (t_info["residual"] or 0.0) * float(wr.sum()) * float(wc.sum())
+        if j == len(cols) - 2:  # the band is done: write the rows no tile below weighs
+            done = (max(rows[i + 1] - BLEND, 0) if i + 2 < len(rows) else h) - lo
+            write(lo, band[:done])
+            carry = band[done:].copy()
     residual /= h * w
     r0, r1, c0, c1 = probe[2:]
-    info = {**info, "clipped_pixels": n_clipped, "tiles": n, "tile_size": tile,
+    return {**info, "clipped_pixels": n_clipped, "tiles": n, "tile_size": tile,
             "probe_tile": [c0, r0, c1 - c0, r1 - r0],  # x, y, width, height
             "stopped": f"probe tile: {info['stopped']}; every tile ran {fixed.iterations} iterations",
             "residual": residual, "notes": rl.residual_notes(residual, model)}
-    return (out[..., 0] if grey else out), info
+
+
+def _survey(read: Reader, rows: list[int], cols: list[int], nc: int,
+            white: float | None) -> tuple[np.ndarray, list[float], list[float]]:
+    """One pass over the cores: the white level of each channel (rl.white_levels, over the whole image), each
+    channel's mean (what the padding at the image's border fades to) and each core's detail (the probe's)."""
+    top, total, detail = np.zeros(nc), np.zeros(nc), []
+    boxes = [(rows[i], rows[i + 1], cols[j], cols[j + 1]) for i in range(len(rows) - 1) for j in range(len(cols) - 1)]
+    for box in boxes:
+        t = rl.observed(read(*box))
+        top = np.maximum(top, t.max(axis=(0, 1)))
+        total += t.sum(axis=(0, 1), dtype=np.float64)
+        detail.append(_detail(t))
+    whites = np.full(nc, float(white)) if white is not None else np.ones(nc)
+    for c in range(nc):
+        if white is None and rl.PLATEAU_MIN < top[c] < 1.0:  # a plateau below 1 is the white level
+            count = 0
+            for box in boxes:
+                count += int(np.count_nonzero(rl.observed(read(*box))[..., c] >= rl.PLATEAU * top[c]))
+                if count >= rl.PLATEAU_PIXELS:
+                    whites[c] = top[c]
+                    break
+    return whites, [float(v) for v in total / (rows[-1] * cols[-1])], detail
+
+
+def _sample(read: Reader, h: int, w: int) -> np.ndarray:
+    """The image, or for one taller than SAMPLE_BANDS × SAMPLE_ROWS rows that many bands of rows spread evenly
+    over it (each starting on an even row, as the noise estimate's 2×2 blocks and Bayer phases expect)."""
+    if h <= SAMPLE_BANDS * SAMPLE_ROWS:
+        return read(0, h, 0, w)
+    starts = np.linspace(0, h - SAMPLE_ROWS, SAMPLE_BANDS).astype(int) // 2 * 2
+    return np.concatenate([read(s, s + SAMPLE_ROWS, 0, w) for s in starts])
 
 
 def _detail(x: np.ndarray) -> float:
