@@ -236,7 +236,7 @@ def _run(args, op) -> int:
     except ValueError as err:
         print(f"pyops: error: {err}", file=sys.stderr)
         return 2
-    too_big = [r for r in (memory.refusal(op, params, p, limit, "pyops run allows") for p in args.inputs) if r]
+    too_big = [r for r in (memory.refusal(op, params, p, limit, "pyops run allows", args.format) for p in args.inputs) if r]
     for reason in too_big:  # before anything is decoded
         print(f"pyops: {reason} (--max-memory-gb or {memory.ENV})", file=sys.stderr)
     if too_big:

@@ -48,13 +48,18 @@ def _decode_bytes(path: Path, h: int, w: int, c: int, mosaic: bool) -> int:
     return 24 * h * w * c
 
 
-def estimate(op: Operator, params: Params, path: Path) -> int | None:
-    """Peak bytes of running `op` on the file `path`, or None if its header cannot be read (the reader will
-    then say why). The larger of the decoding peak and the decoded input plus the operator's working set."""
+def estimate(op: Operator, params: Params, path: Path, fmt: str | None = None) -> int | None:
+    """Peak bytes of running `op` on the file `path` (result written as `fmt`), or None if its header cannot be
+    read (the reader will then say why). The larger of the decoding peak and the decoded input plus the
+    operator's working set; when the file is streamed (pyops.process.streams) the working set alone."""
+    from pyops.process import streams
+
     dims = dimensions(Path(path))
     if dims is None:
         return None
     h, w, c = dims
+    if streams(op, params, Path(path), fmt):
+        return int(op.memory(h, w, c, params, streamed=True) * MARGIN + OVERHEAD)
     mosaic = op.wants_raw(params)
     held = 2 * h * w if mosaic else 4 * h * w * c
     work = op.memory(h, w, c, params) if op.memory else 0
@@ -65,10 +70,11 @@ def gb(n: int) -> str:
     return f"{n / 1e9:.1f} GB"
 
 
-def refusal(op: Operator, params: Params, path: Path, limit: int, who_allows: str) -> str | None:
+def refusal(op: Operator, params: Params, path: Path, limit: int, who_allows: str,
+            fmt: str | None = None) -> str | None:
     """Why the job may not run — "<op> on <file> needs about 5.2 GB, <who_allows> 3.1 GB" — or None if it
     fits (or its size is unknown)."""
-    need = estimate(op, params, path)
+    need = estimate(op, params, path, fmt)
     if need is None or need <= limit:
         return None
     return f"{op.name} on {Path(path).name} needs about {gb(need)}, {who_allows} {gb(limit)}"

@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import Any
 
 from pyops import provenance
-from pyops.io import metadata
+from pyops.io import metadata, stream
 from pyops.io.dng import write_dng
 from pyops.io.files import check_input, output_name, write_atomic
 from pyops.io.images import FORMATS, load_input, write_image
 from pyops.io.raw import develop_mosaic
-from pyops.registry import ParamError, Params, Progress, Result, _no_progress, get
+from pyops.registry import Operator, ParamError, Params, Progress, Result, _no_progress, get, note_clipping
 
 
 @dataclass
@@ -30,6 +30,13 @@ def _pick_format(res: Result, fmt: str | None) -> str:
     return fmt
 
 
+def streams(op: Operator, p: Params, source: Path, fmt: str | None) -> bool:
+    """Whether `op` runs on `source` a tile at a time (Operator.stream): it can, it takes a developed image, the
+    file is large and can be read in parts (pyops.io.stream.large) and the result is a TIFF."""
+    return (op.stream is not None and not op.wants_raw(p) and (fmt or "tif16") in stream.STREAM_FORMATS
+            and stream.large(source))
+
+
 def process_file(op_name: str, params: dict[str, Any] | Params, source: Path, out_dir: Path | None = None,
                  fmt: str | None = None, progress: Progress | None = None,
                  source_name: str | None = None) -> Outcome:
@@ -45,6 +52,8 @@ def process_file(op_name: str, params: dict[str, Any] | Params, source: Path, ou
         from pyops.operators.psf_estimate import library_name
 
         p = p.model_copy(update={"name": library_name(source.stem)})  # a PSF from a file is always kept
+    if streams(op, p, source, fmt):
+        return _process_streamed(op, p, source, out_dir, fmt or "tif16", progress, source_name)
     image, colorants, notes = load_input(source, op.wants_raw(p))
     res = op.apply(image, p, progress)
     fmt = ("npy" if fmt == "npy" else "png") if op.output == "psf" else _pick_format(res, fmt)
@@ -79,6 +88,32 @@ def process_file(op_name: str, params: dict[str, Any] | Params, source: Path, ou
             notes.append(warning)
 
     progress(0.95, "writing")  # the last point where a cancel can stop it
+    suffix = FORMATS[fmt]
+    out = write_atomic(Path(out_dir) if out_dir else source.parent,
+                       lambda n: output_name(source, op.name, suffix, n), suffix, write)
+    return Outcome(source, out, info)
+
+
+def _process_streamed(op: Operator, p: Params, source: Path, out_dir: Path | None, fmt: str, progress: Progress,
+                      source_name: str | None) -> Outcome:
+    """process_file for an operator that streams (`streams`): the input is read and the result written a tile at
+    a time, into the temp file that is published when complete, so memory holds tiles, not the image."""
+    read = stream.Reader(source)
+    exif = metadata.capture_exif(source)
+    info: dict[str, Any] = {}
+
+    def write(tmp: Path) -> None:
+        sink = stream.Writer(tmp, read.shape, fmt, read.colorants)
+        info.update(op.stream(read, read.shape, sink, p, progress))
+        notes = list(read.notes) + info.get("notes", [])
+        note_clipping(info, notes, sink.clipped / sink.pixels)
+        info.update(format=fmt, notes=notes)
+        progress(0.95, "writing")  # the last point where a cancel can stop it
+        warning = sink.write_xmp(metadata.xmp_packet(exif, provenance.record(source, op.name, p.model_dump(), info,
+                                                                              source_name)))
+        if warning:
+            notes.append(warning)
+
     suffix = FORMATS[fmt]
     out = write_atomic(Path(out_dir) if out_dir else source.parent,
                        lambda n: output_name(source, op.name, suffix, n), suffix, write)

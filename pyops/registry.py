@@ -50,8 +50,13 @@ class Operator:
     func: Callable[[Any, Params, Progress], Result]
     raw_when: bool | dict[str, tuple] = False  # works on the raw file: always, or when a parameter has one of these values
     output: str = "image"  # "image", or "psf": a blur kernel (saved in the PSF library; its preview is the file)
-    # bytes the operator needs beyond its decoded input, for an input of (height, width, channels): pyops.memory
-    memory: Callable[[int, int, int, Any], int] | None = None
+    # bytes the operator needs beyond its decoded input, for an input of (height, width, channels): pyops.memory;
+    # an operator with `stream` takes `streamed=True` for what it needs when it streams
+    memory: Callable[..., int] | None = None
+    # works on an image read and written a tile at a time: stream(read, (H, W, C), write, params, progress) → info,
+    # with read(r0, r1, c0, c1) → linear float32 pixels and write(r0, rows) taking finished H×W×C rows
+    # (pyops.ops.deconv.tiles); pyops.process streams large TIFFs through it
+    stream: Callable[..., dict] | None = None
 
     def wants_raw(self, p: Params) -> bool:
         if isinstance(self.raw_when, bool):
@@ -87,13 +92,16 @@ class Operator:
             notes.insert(0, f"{filled} non-finite pixel value(s) (NaN/inf) treated as missing and filled from "
                             "their nearest finite neighbours")
         if self.output == "image":
-            clipped = output_clipping(res)
-            res.info["clipped_fraction"] = clipped
-            if clipped > 0:
-                notes.append(f"{clipped:.2%} of the output pixels are at or above white (clipped in an integer "
-                             "file or a DNG)")
+            note_clipping(res.info, notes, output_clipping(res))
         res.info["notes"] = notes
         return res
+
+
+def note_clipping(info: dict[str, Any], notes: list[str], clipped: float) -> None:
+    """Record the fraction of output pixels at or above white in `info`, and a note if there are any."""
+    info["clipped_fraction"] = clipped
+    if clipped > 0:
+        notes.append(f"{clipped:.2%} of the output pixels are at or above white (clipped in an integer file or a DNG)")
 
 
 def output_clipping(res: Result) -> float:
@@ -191,13 +199,14 @@ REGISTRY: dict[str, Operator] = {}
 
 
 def operator(name: str, summary: str, params: type[Params], raw_when: bool | dict[str, tuple] = False,
-             output: str = "image", memory: Callable[[int, int, int, Any], int] | None = None):
+             output: str = "image", memory: Callable[..., int] | None = None, stream: Callable[..., dict] | None = None):
     """Decorator: register `func(image, params, progress) -> Result` as operator `name`. `raw_when` says when
     it reads the raw file itself (its mosaic) instead of a developed image; `output` what it makes; `memory`
-    the bytes it needs beyond its input for an H×W×C input (a raw: its sensor size), for memory admission."""
+    the bytes it needs beyond its input for an H×W×C input (a raw: its sensor size), for memory admission;
+    `stream` the same operator on an image read and written a tile at a time (Operator.stream)."""
 
     def register(func):
-        REGISTRY[name] = Operator(name, summary, params, func, raw_when, output, memory)
+        REGISTRY[name] = Operator(name, summary, params, func, raw_when, output, memory, stream)
         return func
 
     return register

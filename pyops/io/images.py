@@ -93,10 +93,15 @@ def read_image(path: Path, colorspace: str = "srgb") -> Image:
         raise InputError(f"{path}: cannot read as {path.suffix.lstrip('.').upper()} ({err})") from None
     if arr.ndim not in (2, 3):
         raise InputError(f"{path}: unsupported image layout {arr.shape}")
-    arr = _drop_alpha(arr, notes)
-    x = _normalise(arr, path)
-    x, colorants = _linearise(x, profile, arr.dtype.kind != "f", notes)
+    x, colorants = to_linear(arr, profile, path, notes)
     return Image(np.ascontiguousarray(x), colorants, notes)
+
+
+def to_linear(arr: np.ndarray, profile: bytes | None, path: Path, notes: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """A file's samples (all of them, or a part: every step is per pixel) as linear float32, alpha dropped, and the
+    colorants of their RGB space; what was assumed is added to `notes`."""
+    arr = _drop_alpha(arr, notes)
+    return _linearise(_normalise(arr, path), profile, arr.dtype.kind != "f", notes)
 
 
 def load_input(path: Path, raw: bool) -> tuple[object, np.ndarray | None, list[str]]:

@@ -1,10 +1,13 @@
 """EXIF carried from an input to its output, through exiv2 (pyexiv2). Sources are only read."""
 from __future__ import annotations
 
+import io
 import logging
 from pathlib import Path
 
+import numpy as np
 import pyexiv2
+import tifffile
 
 log = logging.getLogger(__name__)
 pyexiv2.set_log_level(4)  # exiv2 warnings about maker notes of old cameras are noise here
@@ -118,3 +121,13 @@ def write_metadata(path: Path, exif: dict[str, str], xmp: dict[str, str], orient
         log.warning("metadata not written to %s: %s", path.name, err)
         return f"metadata not written: {err}"
     return None
+
+
+def xmp_packet(exif: dict[str, str], xmp: dict[str, str]) -> str:
+    """One serialised XMP packet holding `xmp` and `exif` converted to XMP (exif:, tiff:, aux: properties, as
+    exiv2 maps them): what a result too large for exiv2 to rewrite carries (pyops.io.stream.Writer)."""
+    stub = io.BytesIO()
+    tifffile.imwrite(stub, np.zeros((1, 1), np.uint8))
+    with pyexiv2.ImageData(stub.getvalue()) as img:
+        img.modify_xmp({**pyexiv2.convert_exif_to_xmp(exif), **xmp})
+        return img.read_raw_xmp()

@@ -81,14 +81,6 @@ def deconvolve_memory(h: int, w: int, c: int, p: DeconvolveParams, streamed: boo
     return max(sample, planes + 12 * th * tw * nc + band) + result
 
 
-@operator("deconvolve", "Sharpen a blurred image: Richardson–Lucy deconvolution (TV-regularised) with a known PSF",
-          DeconvolveParams, memory=deconvolve_memory)
-def deconvolve_op(image, p: DeconvolveParams, progress) -> Result:
-    read, shape, write, result = tiles.array_io(image)
-    info = deconvolve_stream(read, shape, write, p, progress)
-    return Result(result().astype(np.float32, copy=False), info)
-
-
 def deconvolve_stream(read: tiles.Reader, shape: tuple[int, int, int], write: tiles.Writer, p: DeconvolveParams,
                       progress) -> dict:
     """The operator on an H×W×C image read and written a tile at a time (tiles.stream): its info."""
@@ -116,3 +108,11 @@ def deconvolve_stream(read: tiles.Reader, shape: tuple[int, int, int], write: ti
     if kernel.size <= KERNEL_IN_INFO:  # the kernel itself, so the result can be re-made whatever the library holds
         info["psf_kernel"] = kernel.tolist()
     return info
+
+
+@operator("deconvolve", "Sharpen a blurred image: Richardson–Lucy deconvolution (TV-regularised) with a known PSF",
+          DeconvolveParams, memory=deconvolve_memory, stream=deconvolve_stream)
+def deconvolve_op(image, p: DeconvolveParams, progress) -> Result:
+    read, shape, write, result = tiles.array_io(image)
+    info = deconvolve_stream(read, shape, write, p, progress)
+    return Result(result().astype(np.float32, copy=False), info)

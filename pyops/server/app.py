@@ -301,7 +301,8 @@ def create_app(config: ServerConfig, manager: JobManager) -> FastAPI:
                     raise HTTPException(404, f"no upload {ref.upload!r}")
                 path, name = files[0], files[0].name
             check_size(path, name)
-            too_big = refusal(get(request.operator), request.params, path, config.max_memory, "this server allows")
+            too_big = refusal(get(request.operator), request.params, path, config.max_memory, "this server allows",
+                              request.output.format)
             if too_big:
                 raise HTTPException(413, f"{too_big} (pyops serve --max-memory-gb)")
             inputs.append(path)

@@ -222,25 +222,30 @@ def noise_sigma(image: np.ndarray) -> float:
     return float(np.mean([np.median(np.abs(d[..., c])) / 0.6745 for c in range(d.shape[2])]))
 
 
-def auto_regularization(model: noisemod.NoiseModel, x: np.ndarray, valid: np.ndarray) -> float:
+def auto_regularization(model: noisemod.NoiseModel, x: np.ndarray, valid: np.ndarray, period: int | None = None
+                        ) -> float:
     """λ for RL-TV from the noise model and the image's contrast: λ = LAM_GAIN · (v/s)^LAM_POWER, with v = Σσ²(x)/Σx
     over the unclipped pixels, the noise variance per unit of signal (1/g for Poisson data of g electrons per unit),
     and s = the RMS gradient of the image less the noise's share (4σ²), both with the variance at 2–4 px scales
     (× model.correlation: 4 for demosaiced noise, whose finest band shows a quarter of it). The form is the MAP weight of Dey et al.
     2006's functional Σ (Ku − f ln Ku) + λ·TV(u) for Poisson data of gain 1/v and a Laplacian gradient prior of
     scale s (λ = v/s); the gain and the one power (< 1: the best λ of a run limited to 150 iterations grows less
-    than the MAP's) are fitted on bench/nonblind.py's FITTED_ON scenes, the others held out."""
+    than the MAP's) are fitted on bench/nonblind.py's FITTED_ON scenes, the others held out. `period`: `x` is bands
+    of that many rows from a larger image, stacked: no gradient is taken across their seams."""
     num = den = var = g2 = 0.0
+    h = x.shape[0]
+    seams = np.arange(period - 1, h - 1, period) if period else np.zeros(0, int)  # rows whose dy crosses a seam
     for c in range(x.shape[2]):  # a channel, and a band of rows, at a time: no image-sized temporaries
         total = float(np.sum(x[..., c], where=valid[..., c], dtype=np.float64))
         num += model.correlation * (float(model.a[c]) * total + float(model.b[c]) * np.count_nonzero(valid[..., c]))
         den += total
         var += model.correlation * (float(model.a[c]) * float(x[..., c].mean()) + float(model.b[c]))
-        for r in range(0, x.shape[0] - 1, 512):
+        for r in range(0, h - 1, 512):
             band = x[r:r + 513, :, c]
             dy, dx = np.diff(band, axis=0)[:, :-1], np.diff(band, axis=1)[:-1]
+            dy[seams[(seams >= r) & (seams < r + 512)] - r] = 0
             g2 += float(np.sum(dy * dy + dx * dx, dtype=np.float64))
-    g2 /= x.shape[2] * max(x.shape[0] - 1, 1) * max(x.shape[1] - 1, 1)
+    g2 /= x.shape[2] * max(h - 1 - len(seams), 1) * max(x.shape[1] - 1, 1)
     s = math.sqrt(max(g2 - 4 * var / x.shape[2], 0.01 * g2, 1e-8))
     lam = LAM_GAIN * (num / max(den, EPS) / min(max(s, 1e-3), 0.1)) ** LAM_POWER
     return float(np.clip(lam, LAM_MIN, LAM_MAX))
@@ -293,10 +298,10 @@ def clipped_mask(x: np.ndarray, whites: np.ndarray) -> np.ndarray:
     return x >= (CLIP_FRACTION * whites).astype(np.float32)
 
 
-def prepare(image: np.ndarray, opts: Options, whites: np.ndarray | None = None
+def prepare(image: np.ndarray, opts: Options, whites: np.ndarray | None = None, period: int | None = None
             ) -> tuple[np.ndarray, np.ndarray, noisemod.NoiseModel, float]:
     """(H×W×C float32 ≥ 0, clipped mask, noise model, λ) for `opts`; `whites`: the white levels if known (of the
-    whole image, when `image` is a sample of it), else `white_levels`."""
+    whole image, when `image` is a sample of it), else `white_levels`; `period` as for auto_regularization."""
     x = observed(image)
     whites = white_levels(x, opts.white) if whites is None else whites
     clipped = clipped_mask(x, whites)
@@ -304,7 +309,7 @@ def prepare(image: np.ndarray, opts: Options, whites: np.ndarray | None = None
     if opts.method == "rl":
         lam = 0.0
     elif opts.regularization == "auto":
-        lam = auto_regularization(model, x, ~clipped)
+        lam = auto_regularization(model, x, ~clipped, period)
     else:
         lam = float(opts.regularization)
     return x, clipped, model, lam

@@ -126,7 +126,7 @@ def stream(read: Reader, shape: tuple[int, int, int], psf: np.ndarray, opts: rl.
              for i in range(len(rows) - 1) for j in range(len(cols) - 1)]
     n = len(boxes)
     whites, levels, detail = _survey(read, rows, cols, nc, opts.white)
-    _, _, model, lam = rl.prepare(_sample(read, h, w), opts, whites)
+    _, _, model, lam = rl.prepare(_sample(read, h, w), opts, whites, SAMPLE_ROWS if h > SAMPLE_BANDS * SAMPLE_ROWS else None)
     probe = boxes[int(np.argmax(detail))]
 
     def cut(r0: int, r1: int, c0: int, c1: int) -> tuple[np.ndarray, np.ndarray]:

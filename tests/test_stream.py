@@ -1,0 +1,106 @@
+"""Streaming (issue 12): a large uncompressed TIFF is deconvolved a tile at a time from and to disk
+(pyops.io.stream, tiles.stream) — the very pixels an in-memory run gives, the result published only when
+complete, its provenance and EXIF in an XMP packet written in place — and the noise model and λ of a tall image
+come from bands of rows spread over it. `stream.LARGE` is lowered so that small files stream."""
+from __future__ import annotations
+
+import hashlib
+import json
+
+import numpy as np
+import pyexiv2
+import pytest
+import tifffile
+
+from pyops.io import stream
+from pyops.ops.deconv import rl, tiles
+from pyops.process import process_file, streams
+from pyops.registry import Cancelled, get
+from tests.test_tiles import photo
+
+
+def _tiffs(folder, grey: bool):
+    """The blurred test photo as a 16-bit TIFF with a camera's EXIF, uncompressed (streamed) and zlib-compressed
+    (read whole)."""
+    noisy, k, _ = photo()
+    data = np.round(np.clip(noisy[..., 1] if grey else noisy, 0, 1) * 65535).astype(np.uint16)
+    flat, packed = folder / "flat.tif", folder / "packed.tif"
+    kind = "minisblack" if grey else "rgb"
+    tifffile.imwrite(flat, data, photometric=kind)
+    tifffile.imwrite(packed, data, photometric=kind, compression="zlib")
+    with pyexiv2.Image(str(flat)) as img:
+        img.modify_exif({"Exif.Image.Make": "Canon", "Exif.Photo.ExposureTime": "1/60"})
+    return flat, packed, k
+
+
+@pytest.mark.parametrize("grey, params", [(True, {}), (False, {}), (False, {"luminance_only": True})])
+def test_a_streamed_tiff_gives_the_pixels_of_an_in_memory_run(tmp_path, monkeypatch, grey, params):
+    monkeypatch.setattr(tiles, "TILE", 256)  # 3×4 tiles on the 640×960 photo
+    monkeypatch.setattr(stream, "LARGE", 0)
+    flat, packed, k = _tiffs(tmp_path, grey)
+    op = get("deconvolve")
+    p = op.parse({"psf": k, "iterations": 12, **params})
+    assert streams(op, p, flat, None) and not streams(op, p, packed, None)
+    assert not streams(op, p, flat, "png")  # only into a TIFF
+    a = process_file("deconvolve", p, flat, tmp_path / "a")
+    b = process_file("deconvolve", p, packed, tmp_path / "b")
+    assert a.info["tiles"] == b.info["tiles"] == 12 and a.info["iterations"] == b.info["iterations"]
+    pa, pb = tifffile.imread(a.output), tifffile.imread(b.output)
+    assert pa.shape == pb.shape == tifffile.imread(flat).shape and pa.dtype == np.uint16
+    assert np.array_equal(pa, pb)
+    assert np.abs(pa.astype(np.int32) - tifffile.imread(flat)).max() > 1000  # it was deconvolved
+    with pyexiv2.Image(str(a.output)) as img:  # the provenance is written into the streamed result too
+        xmp = img.read_xmp()
+    assert json.loads(xmp["Xmp.pyops.info"])["tiles"] == 12 and xmp["Xmp.pyops.operator"] == "deconvolve"
+    assert xmp["Xmp.tiff.Make"] == "Canon" and xmp["Xmp.exif.ExposureTime"] == "1/60"  # the input's EXIF, as XMP
+    monkeypatch.setattr(stream, "LARGE", 4 * pa.size + 1)  # one byte more than its pixels as floats: read whole
+    assert not streams(op, p, flat, None)
+    with tifffile.TiffFile(a.output) as tif:
+        assert 34675 in tif.pages[0].tags  # with the linear ICC profile, as write_image writes one
+
+
+def test_a_cancelled_stream_leaves_no_file_and_the_source_untouched(tmp_path, monkeypatch):
+    monkeypatch.setattr(tiles, "TILE", 256)
+    monkeypatch.setattr(stream, "LARGE", 0)
+    flat, _, k = _tiffs(tmp_path, True)
+    before = hashlib.sha256(flat.read_bytes()).hexdigest()
+    seen = set()
+
+    def progress(f: float, msg: str) -> None:
+        if msg.startswith("tile "):
+            seen.add(msg.split(":")[0])
+        if len(seen) == 6:  # in the second row of tiles: the first band of rows is written
+            raise Cancelled("stop")
+
+    with pytest.raises(Cancelled):
+        process_file("deconvolve", {"psf": k, "iterations": 5}, flat, progress=progress)
+    assert len(seen) == 6
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["flat.tif", "packed.tif"]  # no result, no temp file
+    assert hashlib.sha256(flat.read_bytes()).hexdigest() == before
+
+
+def test_only_uncompressed_integer_tiffs_are_streamed(tmp_path, monkeypatch):
+    monkeypatch.setattr(stream, "LARGE", 0)
+    data = np.zeros((40, 60, 3), np.uint16)
+    cases = {"flat.tif": ({}, True), "zip.tif": ({"compression": "zlib"}, False),
+             "tiled.tif": ({"tile": (32, 32)}, False), "float.tif": ({"dtype": np.float32}, False),
+             "planar.tif": ({"planarconfig": "separate"}, False)}
+    for name, (kw, expected) in cases.items():
+        kw = dict(kw)
+        arr = data.astype(kw.pop("dtype", np.uint16))
+        tifffile.imwrite(tmp_path / name, arr, photometric="rgb", **kw)
+        assert stream.large(tmp_path / name) is expected, name
+    (tmp_path / "broken.tif").write_bytes(b"II*\0garbage")
+    assert not stream.large(tmp_path / "broken.tif")
+
+
+def test_a_tall_images_noise_model_and_lambda_come_from_bands_spread_over_it(monkeypatch):
+    noisy, _, _ = photo()
+    whole_model, whole_lam = rl.prepare(noisy, rl.Options())[2:]
+    monkeypatch.setattr(tiles, "SAMPLE_BANDS", 8)  # 8 × 32 of the 640 rows
+    sample = tiles._sample(lambda r0, r1, c0, c1: noisy[r0:r1, c0:c1], *noisy.shape[:2])
+    assert sample.shape == (256, 960, 3)
+    model, lam = rl.prepare(sample, rl.Options(), rl.white_levels(rl.observed(noisy), None), tiles.SAMPLE_ROWS)[2:]
+    assert abs(lam / whole_lam - 1) < 0.05, (lam, whole_lam)  # measured 0.98
+    assert np.allclose(model.a, whole_model.a, rtol=0.05), (model.a, whole_model.a)  # measured ≤ 3 %
+    assert model.correlation == whole_model.correlation
