@@ -14,21 +14,14 @@ import subprocess
 import sys
 import time
 
+from timing import texture
+
 
 def _case(luminance_only: bool, tile: int) -> None:
-    import numpy as np
-    from scipy import ndimage
-
     import pyops
     from pyops.ops.deconv import tiles
 
-    rng = np.random.default_rng(0)
-    img = np.empty((4032, 6048, 3), np.float32)
-    for c in range(3):
-        img[..., c] = ndimage.gaussian_filter(rng.random((4032, 6048), dtype=np.float32), 2.0)
-    img -= img.min()
-    img *= 0.8 / img.max()
-    img += 0.05
+    img = texture(4032, 6048, 3)
     tiles.TILE = tile
     pyops.run("deconvolve", img[:64, :64], iterations=2)  # kernels loaded
     t = time.perf_counter()

@@ -2,7 +2,8 @@
 stitchers write them), 10 RL-TV iterations — peak resident memory of the pyops process (goal of issue 12: ≤ 2 GB;
 the image alone is 0.8 GB as integers, 1.6 GB as floats) and wall time, with the iterations that ran and the
 tiles, read back from the result's provenance. The input is generated a band at a time (a smooth random
-texture with Poisson-like noise) into a temporary folder, and removed afterwards with the result.
+texture with Poisson-like noise) into a temporary folder by another process — a child's peak (ru_maxrss) starts
+from its parent's memory at the fork, so this one stays small — and removed afterwards with the result.
 
     .venv/bin/python bench/deconv_400mp.py [SIDE]"""
 from __future__ import annotations
@@ -18,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
-BAND = 1000
+BAND = 200  # rows generated at a time: the generating process stays far below the one measured
 
 
 def make(path: Path, side: int) -> None:
@@ -36,15 +37,19 @@ def make(path: Path, side: int) -> None:
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["--make"]:
+        make(Path(sys.argv[2]), int(sys.argv[3]))
+        return
     side = int(sys.argv[1]) if len(sys.argv) > 1 else 20000
     with tempfile.TemporaryDirectory(dir=Path.home()) as tmp:
         src = Path(tmp) / "mosaic.tif"
-        make(src, side)
+        subprocess.run([sys.executable, __file__, "--make", str(src), str(side)], check=True)
+        mine = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1e6
         t = time.perf_counter()
         run = subprocess.run([sys.executable, "-m", "pyops", "run", "deconvolve", str(src), "--psf", "gaussian:sigma=1.5",
                               "--iterations", "10", "--stop", "none"], capture_output=True, text=True)
         wall = time.perf_counter() - t
-        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1e6
+        peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1e6  # the largest child: pyops
         if run.returncode:
             sys.exit(f"pyops failed:\n{run.stderr}")
         out = Path(tmp) / "mosaic_pyops-deconvolve.tif"
@@ -58,7 +63,8 @@ def main() -> None:
         print(json.dumps({"bench": "deconvolve_400mp_tiff", "image": f"{side}x{side} uint16 mono TIFF",
                           "megapixels": round(side * side / 1e6), "iterations_run": info["iterations"],
                           "tiles": info.get("tiles", 1), "output_shape": list(shape), "files_left_over": left,
-                          "wall_s": round(wall, 1), "peak_rss_gb": round(peak, 2), "goal": "<= 2 GB"}))
+                          "wall_s": round(wall, 1), "peak_rss_gb": round(peak, 2), "goal": "<= 2 GB",
+                          "bench_process_gb": round(mine, 2)}))
 
 
 if __name__ == "__main__":

@@ -104,3 +104,36 @@ def test_a_tall_images_noise_model_and_lambda_come_from_bands_spread_over_it(mon
     assert abs(lam / whole_lam - 1) < 0.05, (lam, whole_lam)  # measured 0.98
     assert np.allclose(model.a, whole_model.a, rtol=0.05), (model.a, whole_model.a)  # measured ≤ 3 %
     assert model.correlation == whole_model.correlation
+
+
+def test_the_memory_a_streamed_run_is_admitted_with_covers_its_peak(tmp_path, monkeypatch):
+    """As tests/test_memory.py calibrates the in-memory runs: a child streams a 12 MP mono TIFF (3 × 4 tiles) after
+    a warm-up run, and the rise of its peak RSS must be within the estimate, and the estimate within 2.5× it."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    from pyops import memory
+    from tests.test_memory import ABSURD, UNSAFE
+
+    monkeypatch.setattr(stream, "LARGE", 0)
+    rng = np.random.default_rng(0)
+    src, tiny, out = tmp_path / "big.tif", tmp_path / "tiny.tif", tmp_path / "out"
+    out.mkdir()
+    tifffile.imwrite(src, (rng.random((3000, 4000)) * 30000 + 5000).astype(np.uint16))
+    tifffile.imwrite(tiny, (rng.random((64, 96)) * 30000 + 5000).astype(np.uint16))
+    params = {"iterations": 3, "stop": "none"}
+    child = ("import json, sys; from pathlib import Path; import pyops.io.stream as s; s.LARGE = 0; "
+             "from tests.test_memory import _measure; print(_measure('deconvolve', json.loads(sys.argv[1]), "
+             "*map(Path, sys.argv[2:5])))")
+    res = subprocess.run([sys.executable, "-c", child, json.dumps(params), str(src), str(tiny), str(out)],
+                         capture_output=True, text=True, timeout=300, cwd=Path(__file__).parents[1])
+    assert res.returncode == 0, res.stderr[-3000:]
+    measured = int(res.stdout.split()[-1])
+    op = get("deconvolve")
+    estimate = memory.estimate(op, op.parse(params), src)
+    assert streams(op, op.parse(params), src, None)
+    print(f"measured {measured / 1e6:.0f} MB, estimate {estimate / 1e6:.0f} MB")
+    assert measured > 20e6 and UNSAFE * measured <= estimate <= ABSURD * measured, (measured, estimate)
+    in_memory = op.memory(3000, 4000, 1, op.parse(params)) + 4 * 3000 * 4000
+    assert estimate < in_memory  # streaming admits it with less: no input, no result held

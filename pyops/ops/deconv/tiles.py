@@ -126,7 +126,8 @@ def stream(read: Reader, shape: tuple[int, int, int], psf: np.ndarray, opts: rl.
              for i in range(len(rows) - 1) for j in range(len(cols) - 1)]
     n = len(boxes)
     whites, levels, detail = _survey(read, rows, cols, nc, opts.white)
-    _, _, model, lam = rl.prepare(_sample(read, h, w), opts, whites, SAMPLE_ROWS if h > SAMPLE_BANDS * SAMPLE_ROWS else None)
+    sampled = h > SAMPLE_BANDS * SAMPLE_ROWS
+    _, _, model, lam = rl.prepare(_sample(read, h, w), opts, whites, SAMPLE_ROWS if sampled else None)
     probe = boxes[int(np.argmax(detail))]
 
     def cut(r0: int, r1: int, c0: int, c1: int) -> tuple[np.ndarray, np.ndarray]:
@@ -203,7 +204,7 @@ def _survey(read: Reader, rows: list[int], cols: list[int], nc: int,
 def _sample(read: Reader, h: int, w: int) -> np.ndarray:
     """The image, or for one taller than SAMPLE_BANDS × SAMPLE_ROWS rows that many bands of rows spread evenly
     over it (each starting on an even row, as the noise estimate's 2×2 blocks and Bayer phases expect)."""
-    if h <= SAMPLE_BANDS * SAMPLE_ROWS:
+    if h <= SAMPLE_BANDS * SAMPLE_ROWS:  # (a view, for an array: rl.prepare copies it)
         return read(0, h, 0, w)
     starts = np.linspace(0, h - SAMPLE_ROWS, SAMPLE_BANDS).astype(int) // 2 * 2
     return np.concatenate([read(s, s + SAMPLE_ROWS, 0, w) for s in starts])
