@@ -13,6 +13,7 @@ import pytest
 import tifffile
 
 from pyops.io import stream
+from pyops.io.files import InputError
 from pyops.ops.deconv import rl, tiles
 from pyops.process import process_file, streams
 from pyops.registry import Cancelled, get
@@ -59,6 +60,33 @@ def test_a_streamed_tiff_gives_the_pixels_of_an_in_memory_run(tmp_path, monkeypa
         assert 34675 in tif.pages[0].tags  # with the linear ICC profile, as write_image writes one
 
 
+def test_a_float_tiff_with_missing_pixels_streams_like_an_in_memory_run(tmp_path, monkeypatch):
+    """A 32-bit float stack with NaN and inf pixels (dead pixels, an empty patch): filled within each tile read,
+    which away from the tiles' edges is the whole image's fill — the same result, the same note; an image without
+    a finite value is refused."""
+    monkeypatch.setattr(tiles, "TILE", 256)
+    monkeypatch.setattr(stream, "LARGE", 0)
+    noisy, k, _ = photo()
+    data = noisy[..., 1].copy()
+    for r, c in ((100, 100), (300, 600), (500, 850)):  # ≥ 10 px from every core and tile edge
+        data[r, c] = np.nan
+    data[200, 150] = np.inf
+    data[60:66, 380:386] = np.nan
+    flat, packed = tmp_path / "flat.tif", tmp_path / "packed.tif"
+    tifffile.imwrite(flat, data)
+    tifffile.imwrite(packed, data, compression="zlib")
+    p = get("deconvolve").parse({"psf": k, "iterations": 8})
+    assert streams(get("deconvolve"), p, flat, None)
+    a = process_file("deconvolve", p, flat, tmp_path / "a")
+    b = process_file("deconvolve", p, packed, tmp_path / "b")
+    assert np.array_equal(tifffile.imread(a.output), tifffile.imread(b.output))
+    count = [n for n in a.info["notes"] if "non-finite" in n]
+    assert count and count[0].startswith("40 non-finite") and any(n.startswith("40 non-finite") for n in b.info["notes"])
+    tifffile.imwrite(tmp_path / "empty.tif", np.full((64, 96), np.nan, np.float32))
+    with pytest.raises(InputError, match="no finite pixel value"):
+        process_file("deconvolve", p, tmp_path / "empty.tif", tmp_path / "c")
+
+
 def test_a_cancelled_stream_leaves_no_file_and_the_source_untouched(tmp_path, monkeypatch):
     monkeypatch.setattr(tiles, "TILE", 256)
     monkeypatch.setattr(stream, "LARGE", 0)
@@ -79,11 +107,12 @@ def test_a_cancelled_stream_leaves_no_file_and_the_source_untouched(tmp_path, mo
     assert hashlib.sha256(flat.read_bytes()).hexdigest() == before
 
 
-def test_only_uncompressed_integer_tiffs_are_streamed(tmp_path, monkeypatch):
+def test_only_uncompressed_8_16_bit_and_float_tiffs_are_streamed(tmp_path, monkeypatch):
     monkeypatch.setattr(stream, "LARGE", 0)
     data = np.zeros((40, 60, 3), np.uint16)
     cases = {"flat.tif": ({}, True), "zip.tif": ({"compression": "zlib"}, False),
-             "tiled.tif": ({"tile": (32, 32)}, False), "float.tif": ({"dtype": np.float32}, False),
+             "tiled.tif": ({"tile": (32, 32)}, False), "float.tif": ({"dtype": np.float32}, True),
+             "double.tif": ({"dtype": np.float64}, False),
              "planar.tif": ({"planarconfig": "separate"}, False)}
     for name, (kw, expected) in cases.items():
         kw = dict(kw)

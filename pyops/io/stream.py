@@ -1,12 +1,15 @@
 """Large TIFFs read and written a tile at a time, so an operator that works in tiles (Operator.stream) needs
 memory for its tiles, not for the image and its result.
 
-Uncompressed, untiled TIFFs with integer samples — what stackers and stitchers write for large mosaics, and what
-tifffile can memory-map — whose pixels as floats would take LARGE bytes or more are read through a memory map that
+Uncompressed, untiled TIFFs with 8- or 16-bit or 32-bit float samples — what stackers and stitchers write for
+large mosaics, and what tifffile can memory-map — whose pixels as floats take LARGE bytes or more are read through a
+memory map that
 lives only for one read: the rows and columns asked for are copied out and the map is closed, so the pages read do
 not stay in the process's resident memory (a map kept open holds every page it has touched). Each part goes
 through the same per-pixel conversion as a whole file (images.to_linear), so a streamed run sees the very pixels
-an in-memory one does. The result is written the same way into an uncompressed TIFF that tifffile lays out
+an in-memory one does — except that a float file's NaN and ±inf pixels (a stacked mosaic's empty borders) are
+filled from their nearest finite neighbour within each tile read, and a tile with none is 0 (ops.finite). The
+result is written the same way into an uncompressed TIFF that tifffile lays out
 (tifffile.memmap): 16-bit or 32-bit float, linear, with the linear ICC profile of the input's primaries, as
 images.write_image writes one. exiv2 rewrites a whole file to change its metadata (twice its size in memory), so
 the result's metadata is one XMP packet — the provenance and the input's EXIF as XMP — written into space the file
@@ -20,7 +23,9 @@ import numpy as np
 import tifffile
 
 from pyops.io import icc
+from pyops.io.files import InputError
 from pyops.io.images import TIFF_EXT, quantize, to_linear
+from pyops.ops.finite import fill_nonfinite
 
 STREAM_FORMATS = ("tif16", "tif32")
 LARGE = 1 << 30  # bytes of float32 pixels from which a file is streamed (≈ 90 MP RGB, 270 MP mono)
@@ -31,13 +36,13 @@ XMP_TAG, XMP_RESERVE = 700, 1 << 18  # the TIFF tag of an XMP packet, and the ro
 def large(path: Path) -> bool:
     """Whether `path` is a TIFF to stream: its pixels as floats take LARGE bytes or more, and its first image can
     be read in parts through a memory map (uncompressed, untiled, contiguous, native byte order, 8- or 16-bit
-    samples, one or all samples per pixel interleaved)."""
+    or 32-bit float samples, one or all samples per pixel interleaved)."""
     if Path(path).suffix.lower() not in TIFF_EXT:
         return False
     try:
         with tifffile.TiffFile(path) as tif:
             page = tif.pages[0]
-            return bool(page.is_memmappable and page.dtype.kind == "u" and page.dtype.itemsize <= 2
+            return bool(page.is_memmappable and page.dtype.str[1:] in ("u1", "u2", "f4")
                         and page.ndim in (2, 3) and (page.ndim == 2 or page.planarconfig == 1)
                         and 4 * int(np.prod(page.shape)) >= LARGE)
     except Exception:  # noqa: BLE001 — tifffile raises many types for broken files; the reader will say why
@@ -57,6 +62,23 @@ class Reader:
         self.notes: list[str] = []  # what the conversion assumed (images.to_linear), as for the whole file
         x, self.colorants = to_linear(self._read(0, 1, 0, 1), self.profile, self.path, self.notes)
         self.shape = (self.layout[0], self.layout[1], 1 if x.ndim == 2 else x.shape[2])
+        self.nonfinite = self._count_nonfinite() if self.dtype.kind == "f" else 0
+        if self.nonfinite:
+            self.notes.append(f"{self.nonfinite} non-finite pixel value(s) (NaN/inf) treated as missing and filled "
+                              "from their nearest finite neighbours within each tile")
+
+    def _count_nonfinite(self) -> int:
+        """NaN and ±inf values in the file, read 64 MB at a time; an image without a finite value is refused."""
+        h, w, c = self.shape
+        step = max(1, (64 << 20) // (w * c * 4))
+        bad = np.zeros(c, np.int64)
+        for r in range(0, h, step):
+            part = self._read(r, min(r + step, h), 0, w)
+            part = part.reshape(len(part), w, -1)[..., :c]  # no alpha (images.to_linear drops it)
+            bad += np.count_nonzero(~np.isfinite(part), axis=(0, 1))
+        if (bad == h * w).any():
+            raise InputError(f"{self.path}: the image has no finite pixel value")
+        return int(bad.sum())
 
     def _read(self, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
         mm = np.memmap(self.path, self.dtype, "r", self.offset, self.layout)
@@ -66,6 +88,8 @@ class Reader:
 
     def __call__(self, r0: int, r1: int, c0: int, c1: int) -> np.ndarray:
         x, _ = to_linear(self._read(r0, r1, c0, c1), self.profile, self.path, [])
+        if self.nonfinite:
+            x, _ = fill_nonfinite(x, part=True)
         return x[..., None] if x.ndim == 2 else x
 
 

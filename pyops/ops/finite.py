@@ -33,9 +33,11 @@ def _fill_plane(plane: np.ndarray, bad: np.ndarray) -> None:
         sub[mine] = sub[iy[mine], ix[mine]]
 
 
-def fill_nonfinite(x: np.ndarray) -> tuple[np.ndarray, int]:
+def fill_nonfinite(x: np.ndarray, part: bool = False) -> tuple[np.ndarray, int]:
     """(x with every NaN/±inf replaced by the value of its nearest finite neighbour in the same channel, how
-    many values were replaced). `x` (H×W or H×W×C float) is returned as it is when all finite."""
+    many values were replaced). `x` (H×W or H×W×C float) is returned as it is when all finite. `part`: x is a
+    part of an image (a tile read on its own), and a channel of it without a finite value becomes 0 — missing
+    data with nothing near to fill from — instead of raising NoFiniteData."""
     if all_finite(x):
         return x, 0
     out = np.array(x, dtype=np.float32, copy=True)
@@ -44,10 +46,12 @@ def fill_nonfinite(x: np.ndarray) -> tuple[np.ndarray, int]:
     for c in range(planes.shape[2]):
         bad = ~np.isfinite(planes[..., c])
         n = int(np.count_nonzero(bad))
-        if n == bad.size:
+        if n == bad.size and part:
+            planes[..., c] = 0
+        elif n == bad.size:
             raise NoFiniteData("the image has no finite pixel value" if planes.shape[2] == 1
                                else f"channel {c} of the image has no finite value")
-        if n:
+        elif n:
             _fill_plane(planes[..., c], bad)
             filled += n
     return out, filled
