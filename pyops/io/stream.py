@@ -2,14 +2,13 @@
 memory for its tiles, not for the image and its result.
 
 Uncompressed, untiled TIFFs with 8- or 16-bit or 32-bit float samples — what stackers and stitchers write for
-large mosaics, and what tifffile can memory-map — whose pixels as floats take LARGE bytes or more are read through a
-memory map that
-lives only for one read: the rows and columns asked for are copied out and the map is closed, so the pages read do
-not stay in the process's resident memory (a map kept open holds every page it has touched). Each part goes
-through the same per-pixel conversion as a whole file (images.to_linear), so a streamed run sees the very pixels
-an in-memory one does — except that a float file's NaN and ±inf pixels (a stacked mosaic's empty borders) are
-filled from their nearest finite neighbour within each tile read, and a tile with none is 0 (ops.finite). The
-result is written the same way into an uncompressed TIFF that tifffile lays out
+large mosaics, and what tifffile can memory-map — whose pixels as floats take LARGE bytes or more are read through
+a memory map that lives only for one read: the rows and columns asked for are copied out and the map is closed, so
+the pages read do not stay in the process's resident memory (a map kept open holds every page it has touched).
+Each part goes through the same per-pixel conversion as a whole file (images.to_linear), so a streamed run sees the
+very pixels an in-memory one does — except that a float file's NaN and ±inf pixels (a stacked mosaic's empty
+borders) are filled from their nearest finite neighbour within each tile read, and a tile with none is 0
+(ops.finite). The result is written the same way into an uncompressed TIFF that tifffile lays out
 (tifffile.memmap): 16-bit or 32-bit float, linear, with the linear ICC profile of the input's primaries, as
 images.write_image writes one. exiv2 rewrites a whole file to change its metadata (twice its size in memory), so
 the result's metadata is one XMP packet — the provenance and the input's EXIF as XMP — written into space the file
