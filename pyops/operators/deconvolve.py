@@ -77,7 +77,7 @@ def deconvolve_memory(h: int, w: int, c: int, p: DeconvolveParams, streamed: boo
         return 10 * h * w * nc + planes + result
     rows = min(h, tiles.SAMPLE_BANDS * tiles.SAMPLE_ROWS)
     sample = 10 * rows * w * nc + (4 * rows * w * c if nc != c else 0)  # with the luminance only, the colour rows
-    band = 2 * 4 * (tiles.extent(h, k, tiles.TILE) + 2 * tiles.BLEND) * w * min(c, 3)  # and its carry, its writing
+    band = 2 * 4 * th * w * min(c, 3)  # a band of rows (≤ a tile's height), its carry, its writing
     return max(sample, planes + 12 * th * tw * nc + band) + result
 
 

@@ -50,9 +50,10 @@ def reach(kernel: int) -> int:
     return BLEND + max(MARGIN_MIN, MARGIN_KERNELS * kernel)
 
 
-def extent(n: int, kernel: int, tile: int = TILE) -> int:
-    """The largest tile along a side of n px (core and context on both sides) for a kernel of `kernel` px."""
-    bounds = cores(n, tile)
+def extent(n: int, kernel: int, tile: int | None = None) -> int:
+    """The largest tile along a side of n px (core and context on both sides) for a kernel of `kernel` px, in
+    tiles of `tile` (default TILE)."""
+    bounds = cores(n, tile or TILE)
     if len(bounds) == 2:
         return n
     return min(n, max(b - a for a, b in itertools.pairwise(bounds)) + 2 * reach(kernel))
