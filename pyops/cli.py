@@ -424,30 +424,33 @@ def _psf(args) -> int:
         if args.psf_command == "save":
             kernel = psfmod.resolve(args.source)
             name = psfmod.save(args.name, kernel, {"made_by": "pyops psf save", "source": args.source}, args.replace)
-            print(f"saved {name}: {kernel.shape[1]}×{kernel.shape[0]} px in {psfmod.library_dir() / name}.npy")
+            print(f"saved {name}: {psfmod.describe(kernel)} in {psfmod.library_dir() / name}.npy")
             return 0
         if args.psf_command == "delete":
             psfmod.delete(args.name)
             print(f"deleted {args.name}")
             return 0
         if args.psf_command == "estimate":
+            from pyops.io.images import load_input
             from pyops.operators.psf_estimate import library_name
-            from pyops.registry import execute
+            from pyops.registry import execute, get
 
-            name = args.name or library_name(args.image.stem)
-            res = execute("psf_estimate", check_input(args.image), {"region": args.region, "size": args.size,
-                                                                    "name": name, "replace": args.replace})
+            values = {d["name"]: getattr(args, d["name"]) for d in get("psf_estimate").describe()}
+            values["name"] = args.name or library_name(args.image.stem)
+            image = load_input(check_input(args.image), False)[0]
+            res = execute("psf_estimate", image, values)
             kernel, title, out = res.data, res.info["saved_as"], args.preview
-            print(f"saved {title}: {kernel.shape[1]}×{kernel.shape[0]} px, measured on region "
-                  f"{','.join(map(str, res.info['region']))} of {args.image.name}")
+            where = (f"measured in {len(res.info['zones'])} zones" if kernel.ndim == 4 else
+                     f"measured on region {','.join(map(str, res.info['region']))}")
+            print(f"saved {title}: {psfmod.describe(kernel)}, {where} of {args.image.name}")
             for note in res.info.get("notes", []):
                 print(f"pyops: warning: {note}", file=sys.stderr)
             if out is None:
                 return 0
         else:
-            kernel, title, out = psfmod.resolve(args.psf), args.psf, args.output
+            kernel, title, out, image = psfmod.resolve(args.psf), args.psf, args.output, None
         final = write_atomic(out.parent if str(out.parent) else Path("."), lambda n: out.name if n == 0 else
-                             f"{out.stem}_{n:02d}{out.suffix}", ".png", lambda tmp: render(kernel, title, tmp))
+                             f"{out.stem}_{n:02d}{out.suffix}", ".png", lambda tmp: render(kernel, title, tmp, image))
         print(final)
         return 0
     except (ValueError, OSError) as err:

@@ -78,7 +78,7 @@ def process_file(op_name: str, params: dict[str, Any] | Params, source: Path, ou
         if op.output == "psf":  # the file is the kernel's preview; the kernel itself is in the PSF library
             from pyops.psf_view import render
 
-            render(res.data, f"PSF {res.info.get('saved_as', '')} of {source.name}", tmp)
+            render(res.data, f"PSF {res.info.get('saved_as', '')} of {source.name}", tmp, image)
         elif fmt == "dng":
             write_dng(tmp, res.mosaic)
         else:

@@ -15,8 +15,9 @@ from pyops.registry import ParamError, Params, Result, operator
 
 KERNEL_IN_INFO = 441  # kernels of at most this many values (21×21) are recorded in full in the provenance
 
-PSF_HELP = ("the blur: a PSF library name, a file (.npy, 16-bit PNG/TIFF), or a model: gaussian:sigma=1.6, "
-            "moffat:fwhm=3,beta=2.5, disk:radius=4, motion:length=15,angle=30")
+PSF_HELP = ("the blur: a PSF library name (a PSF map from psf_estimate's grid varies it across the frame), a file "
+            "(.npy, 16-bit PNG/TIFF), or a model: gaussian:sigma=1.6, moffat:fwhm=3,beta=2.5, disk:radius=4, "
+            "motion:length=15,angle=30")
 
 
 class DeconvolveParams(Params):
@@ -53,8 +54,8 @@ PSF_PAD = 128  # kernel size assumed for the estimate when the PSF is a file or 
 def _kernel_size(p: DeconvolveParams) -> int:
     """The PSF's side if it is known without reading a file (an array or a model spec), else PSF_PAD."""
     if isinstance(p.psf, np.ndarray):
-        return max(p.psf.shape)
-    return max(psfmod.resolve(p.psf).shape) if psfmod.is_spec(p.psf) else PSF_PAD
+        return max(p.psf.shape[-2:])
+    return max(psfmod.resolve(p.psf).shape[-2:]) if psfmod.is_spec(p.psf) else PSF_PAD
 
 
 def deconvolve_memory(h: int, w: int, c: int, p: DeconvolveParams, streamed: bool = False) -> int:
@@ -86,8 +87,8 @@ def deconvolve_stream(read: tiles.Reader, shape: tuple[int, int, int], write: ti
     """The operator on an H×W×C image read and written a tile at a time (tiles.stream): its info."""
     kernel = psfmod.resolve(p.psf)
     h, w, c = shape
-    if kernel.shape[0] > h or kernel.shape[1] > w:
-        raise ParamError(f"deconvolve: the PSF ({kernel.shape[1]}×{kernel.shape[0]} px) is larger than the image "
+    if kernel.shape[-2] > h or kernel.shape[-1] > w:
+        raise ParamError(f"deconvolve: the PSF ({kernel.shape[-1]}×{kernel.shape[-2]} px) is larger than the image "
                          f"({w}×{h} px); each side of the PSF must be at most the image's")
     opts = Options(method=p.method, iterations=p.iterations, regularization=p.regularization, stop=p.stop,
                    accelerate=p.accelerate, backend=p.fft)

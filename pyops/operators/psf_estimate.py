@@ -1,5 +1,6 @@
 """Operator `psf_estimate`: the blur kernel of a photo, measured blind on a region with sharp-edged detail, or
-on the stars of an astro frame."""
+on the stars of an astro frame; with a grid, one kernel per zone of the frame — a PSF map (psfmap) for a blur that
+varies across it."""
 from __future__ import annotations
 
 import re
@@ -9,7 +10,7 @@ import numpy as np
 from pydantic import Field, field_validator
 
 from pyops.color import luminance
-from pyops.ops.deconv import blind, stars
+from pyops.ops.deconv import blind, psfmap, stars
 from pyops.ops.deconv import psf as psfmod
 from pyops.ops.deconv import region as region_mod
 from pyops.registry import ParamError, Params, Result, operator
@@ -44,6 +45,9 @@ class PsfEstimateParams(Params):
     size: Annotated[int, Field(ge=3, le=101)] | Literal["auto"] = Field(
         "auto", description="largest blur to look for (odd, px); auto: 31 px, cropped to the kernel found",
         json_schema_extra={"unit": "px"})
+    grid: str = Field("1x1", max_length=8, description="COLUMNSxROWS zones, e.g. 3x3: measure the PSF in each zone "
+                      "(region auto) and save a PSF map that deconvolve interpolates across the frame — for "
+                      "corners softer than the centre, coma, or a rotating shake")
     name: str = Field("", max_length=64, description="save the PSF in the library under this name "
                       "(files: the photo's name when empty)")
     replace: bool = Field(False, description="replace a library PSF of that name (otherwise it is kept and the "
@@ -64,6 +68,12 @@ class PsfEstimateParams(Params):
     def _region(cls, value: str) -> str:
         parse_region(value)
         return value
+
+    @field_validator("grid")
+    @classmethod
+    def _grid(cls, value: str) -> str:
+        rows, cols = psfmap.parse_grid(value)
+        return f"{cols}x{rows}"
 
     @field_validator("name")
     @classmethod
@@ -92,8 +102,46 @@ def psf_estimate_memory(h: int, w: int, c: int, p: PsfEstimateParams) -> int:
 def psf_estimate_op(image, p: PsfEstimateParams, progress) -> Result:
     gray = luminance(image) if image.ndim == 3 else np.asarray(image, np.float32)
     h, w = gray.shape
-    region = parse_region(p.region) or ((0, 0, w, h) if p.method == "stars"
-                                        else region_mod.detail_region(image, AUTO_REGION))
+    rows, cols = psfmap.parse_grid(p.grid)
+    if rows * cols == 1:
+        psf, info = _measure(image, gray, parse_region(p.region), p, progress)
+    else:
+        if p.region != "auto":
+            raise ParamError("psf_estimate: with a grid every zone is measured where it has the most detail; "
+                             "leave region at auto")
+        kernels, measured = [], []
+        boxes = psfmap.zones(h, w, rows, cols)
+        for n, (x, y, zw, zh) in enumerate(boxes):
+            def part(f: float, msg: str, n: int = n) -> None:
+                progress((n + f) / len(boxes), f"zone {n + 1} of {len(boxes)}: {msg}")
+
+            if min(zw, zh) < MIN_REGION:
+                raise ParamError(f"psf_estimate: a {p.grid} grid cuts this {w}×{h} image into {zw}×{zh} px zones, "
+                                 f"too small to measure a blur (at least {MIN_REGION}×{MIN_REGION} px): use fewer zones")
+            try:
+                k, zone_info = _measure(image[y:y + zh, x:x + zw], gray[y:y + zh, x:x + zw], None, p, part)
+            except ValueError as err:
+                raise ParamError(f"psf_estimate: zone {n + 1} of {len(boxes)} (x {x}, y {y}, {zw}×{zh} px): "
+                                 f"{err}") from None
+            rx, ry, rw, rh = zone_info["region"]
+            zone_info.update(zone=[x, y, zw, zh], region=[rx + x, ry + y, rw, rh])
+            kernels.append(k)
+            measured.append(zone_info)
+        psf = psfmap.assemble(kernels, rows, cols)
+        info = {"grid": [cols, rows], "zones": measured, "size": list(psf.shape[-2:])}
+    if p.name:
+        info["saved_as"] = psfmod.save(p.name, psf, {"made_by": f"psf_estimate ({p.method})", "grid": p.grid,
+                                                     **({"zones": info["zones"]} if "zones" in info else
+                                                        {"region": info["region"]})}, p.replace)
+    return Result(psf.astype(np.float32), info)
+
+
+def _measure(image, gray: np.ndarray, region: tuple[int, int, int, int] | None, p: PsfEstimateParams,
+             progress) -> tuple[np.ndarray, dict]:
+    """One kernel, measured on `region` of the image (None: the frame for stars, its most detailed window for
+    the blind method) and its info."""
+    h, w = gray.shape
+    region = region or ((0, 0, w, h) if p.method == "stars" else region_mod.detail_region(image, AUTO_REGION))
     x, y, rw, rh = region
     if x + rw > w or y + rh > h:
         raise ParamError(f"psf_estimate: region {x},{y},{rw},{rh} is outside the {w}×{h} image")
@@ -109,7 +157,4 @@ def psf_estimate_op(image, p: PsfEstimateParams, progress) -> Result:
         if p.size == "auto":
             psf = blind.crop_to_support(psf)
     info.update(region=[x, y, rw, rh], size=list(psf.shape))
-    if p.name:
-        info["saved_as"] = psfmod.save(p.name, psf, {"made_by": f"psf_estimate ({p.method})",
-                                                     "region": [x, y, rw, rh]}, p.replace)
-    return Result(psf.astype(np.float32), info)
+    return psf, info

@@ -1,7 +1,9 @@
 """Point-spread functions: parametric models, files, and a named library on disk.
 
 Every PSF here is float32, non-negative, sums to 1, has odd width and height and is centred, in the convolution
-convention used everywhere in pyops: blurred = scipy.signal.fftconvolve(sharp, psf, mode="same").
+convention used everywhere in pyops: blurred = scipy.signal.fftconvolve(sharp, psf, mode="same"). A blur that
+varies across the frame is a PSF map: a rows × cols × h × w array, one such kernel per zone of a frame cut into
+equal zones (pyops.ops.deconv.psfmap); files, the library and `psf=` take either.
 
 Models: Gaussian (σ); Moffat (FWHM, β; Moffat 1969, A&A 3, 455 — the usual model of atmospheric seeing); disk
 (defocus, radius); motion (a straight line of a given length and angle, linear camera shake).
@@ -36,7 +38,7 @@ def normalize(k: np.ndarray) -> np.ndarray:
     """Non-negative, sum 1, odd size (a zero row/column is added where a side is even), float32."""
     k = np.nan_to_num(np.asarray(k, dtype=np.float64), nan=0.0, posinf=0.0, neginf=0.0)
     if k.ndim != 2 or k.size == 0:
-        raise ParamError(f"a PSF must be a 2-D array, got shape {k.shape}")
+        raise ParamError(f"a PSF must be a 2-D array (or a 4-D PSF map), got shape {k.shape}")
     if max(k.shape) > MAX_SIZE:
         raise ParamError(f"a PSF of {k.shape[1]}×{k.shape[0]} px is too large (at most {MAX_SIZE} px a side)")
     k = np.clip(k, 0, None)
@@ -50,22 +52,60 @@ def normalize(k: np.ndarray) -> np.ndarray:
     return (k / total).astype(np.float32)
 
 
+MAX_GRID = 8  # zones along a side of a PSF map
+
+
+def centred(k: np.ndarray) -> np.ndarray:
+    """The kernel moved (cubic interpolation, no wrap-around) so its centroid is on its centre pixel."""
+    from scipy import ndimage
+
+    k = normalize(k).astype(np.float64)
+    cy, cx = ndimage.center_of_mass(k)
+    moved = ndimage.shift(k, ((k.shape[0] - 1) / 2 - cy, (k.shape[1] - 1) / 2 - cx), order=3, mode="constant")
+    return normalize(np.clip(moved, 0, None))
+
+
+def normalize_any(k: np.ndarray) -> np.ndarray:
+    """A kernel (2-D, `normalize`) or a PSF map (4-D: rows × cols × h × w): each zone's kernel normalised, moved
+    onto its centroid (zones that are offset differently would shift the image differently from zone to zone)
+    and placed in one odd size, the largest."""
+    k = np.asarray(k)
+    if k.ndim != 4:
+        return normalize(k)
+    if not (1 <= k.shape[0] <= MAX_GRID and 1 <= k.shape[1] <= MAX_GRID):
+        raise ParamError(f"a PSF map has 1 to {MAX_GRID} zones a side, got {k.shape[1]}×{k.shape[0]}")
+    zones = [centred(z) for z in k.reshape(-1, *k.shape[2:])]
+    h, w = (max(z.shape[i] for z in zones) for i in (0, 1))
+    out = np.zeros((len(zones), h, w), np.float32)
+    for n, z in enumerate(zones):
+        y, x = (h - z.shape[0]) // 2, (w - z.shape[1]) // 2
+        out[n, y:y + z.shape[0], x:x + z.shape[1]] = z
+    return out.reshape(k.shape[0], k.shape[1], h, w)
+
+
 def as_kernel(value: Any) -> np.ndarray:
-    """A PSF passed as a NumPy array (the Python API, like scikit-image's `psf=`): 2-D, finite, non-negative
-    somewhere; normalised as every PSF is."""
+    """A PSF passed as a NumPy array (the Python API, like scikit-image's `psf=`): 2-D (or a 4-D PSF map), finite,
+    non-negative somewhere; normalised as every PSF is."""
     if not isinstance(value, np.ndarray):
         raise ValueError("a PSF must be a spec, a file, a library name or a 2-D NumPy array")
-    if value.ndim == 2 and not np.isfinite(value).all():
+    if value.ndim in (2, 4) and not np.isfinite(value).all():
         raise ValueError("a PSF array must be finite (no NaN or inf)")
     try:
-        return normalize(value)
+        return normalize_any(value)
     except ParamError as err:
         raise ValueError(str(err)) from None
 
 
+def describe(kernel: np.ndarray) -> str:
+    """A kernel's size ('21×21 px'), or a map's zones and size ('PSF map 3×2 zones of 21×21 px')."""
+    size = f"{kernel.shape[-1]}×{kernel.shape[-2]} px"
+    return f"PSF map {kernel.shape[1]}×{kernel.shape[0]} zones of {size}" if kernel.ndim == 4 else size
+
+
 def kernel_label(kernel: np.ndarray) -> str:
     """How a PSF given as an array is recorded (provenance, info): its size and content hash."""
-    return f"array {kernel.shape[1]}×{kernel.shape[0]} sha256:{kernel_sha256(kernel)[:16]}"
+    what = describe(kernel).replace(" px", "")
+    return f"array {what} sha256:{kernel_sha256(kernel)[:16]}"
 
 
 # a parameter type for Python callers only: validated by as_kernel, recorded as its label, absent from the
@@ -186,7 +226,8 @@ def parse_spec(spec: str) -> np.ndarray:
 
 
 def load_file(path: Path) -> np.ndarray:
-    """A PSF from .npy, or a 16/8-bit grey PNG/TIFF (values taken as they are, then normalised)."""
+    """A PSF from .npy (a kernel or a 4-D PSF map), or a 16/8-bit grey PNG/TIFF (values taken as they are, then
+    normalised)."""
     path = Path(path)
     try:
         if path.suffix.lower() == ".npy":
@@ -198,7 +239,7 @@ def load_file(path: Path) -> np.ndarray:
             arr = arr[..., :3].mean(axis=-1) if arr.ndim == 3 else arr
     except Exception as err:  # numpy and imagecodecs raise many types for broken files
         raise ParamError(f"PSF file {path}: cannot read it ({err})".splitlines()[0]) from None
-    return normalize(np.asarray(arr, np.float64))
+    return normalize_any(np.asarray(arr, np.float64))
 
 
 # the library -----------------------------------------------------------------------------------------------
@@ -225,7 +266,7 @@ def _name_for(name: str, n: int) -> str:
 
 
 def save(name: str, kernel: np.ndarray, record: dict[str, Any], replace: bool = False) -> str:
-    """Store `kernel` as <library>/<name>.npy with <name>.json (how it was made) and return the name used.
+    """Store `kernel` (or a PSF map) as <library>/<name>.npy with <name>.json (how it was made) and return the name used.
     An existing PSF is never replaced unless `replace`: the kernel goes under the first free `name_01`,
     `name_02`, … (claimed by a hard link, so two savers never take the same name)."""
     import tempfile
@@ -234,7 +275,7 @@ def save(name: str, kernel: np.ndarray, record: dict[str, Any], replace: bool = 
 
     check_name(name)
     d = library_dir()
-    k = normalize(kernel)
+    k = normalize_any(kernel)
 
     def publish(suffix: str, write, final) -> str:
         """Write a hidden temp file and give it its final name (`final(tmp)`); nothing is left on failure."""
@@ -288,7 +329,7 @@ def load(name: str) -> tuple[np.ndarray, dict[str, Any]]:
     path = d / f"{check_name(name)}.npy"
     if not path.exists():
         raise ParamError(f"no PSF named {name!r} in the library ({d}; `pyops psf list` shows what is there)")
-    return normalize(np.load(path, allow_pickle=False)), record(name)
+    return normalize_any(np.load(path, allow_pickle=False)), record(name)
 
 
 def names() -> list[str]:
@@ -306,7 +347,7 @@ def names_a_file(psf: str) -> bool:
 
 
 def resolve(psf: str | np.ndarray) -> np.ndarray:
-    """A PSF from an array, a spec (`gaussian:sigma=1.6`), a file path, or a library name — in that order."""
+    """A PSF (a kernel or a map) from an array, a spec (`gaussian:sigma=1.6`), a file path, or a library name — in that order."""
     if isinstance(psf, np.ndarray):
         return as_kernel(psf)
     if is_spec(psf):

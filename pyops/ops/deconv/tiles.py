@@ -30,7 +30,7 @@ from typing import Callable
 
 import numpy as np
 
-from pyops.ops.deconv import rl
+from pyops.ops.deconv import psfmap, rl
 
 TILE = 1280  # core side in px: a ≈ 1400² RGB tile's working set is ≈ 230 MB (rl: 7 planes per channel + 7 shared)
 BLEND = 16  # px on each side of a core boundary where two tiles are cross-faded
@@ -113,16 +113,19 @@ def stream(read: Reader, shape: tuple[int, int, int], psf: np.ndarray, opts: rl.
            progress: Callable[[float, str], None] | None = None, tile: int | None = None) -> dict:
     """Deconvolve the H×W×C image `read` gives, tile by tile, handing the result to `write` a band of rows at a
     time (top to bottom): at most one tile, one band of TILE + 2·BLEND rows and the statistics' sample in memory.
-    Returns rl.run's info, with the tiles'."""
-    tile = tile or TILE
+    `psf` is a kernel, or a PSF map whose kernel at each tile's centre deconvolves that tile (psfmap). Returns
+    rl.run's info, with the tiles'."""
     h, w, nc = shape
+    if psf.ndim == 4 and psf.shape[0] * psf.shape[1] == 1:
+        psf = psf[0, 0]
+    tile = psfmap.tile_side(psf, h, w, tile or TILE)
     rows, cols = cores(h, tile), cores(w, tile)
     if len(rows) == 2 and len(cols) == 2:
         x, clipped, model, lam = rl.prepare(read(0, h, 0, w), opts)
-        out, info = rl.run(x, clipped, psf, model, lam, opts, progress)
+        out, info = rl.run(x, clipped, psfmap.kernel_at(psf, 0.5, 0.5), model, lam, opts, progress)
         write(0, out)
         return info
-    r = reach(max(psf.shape))
+    r = reach(max(psf.shape[-2:]))
     boxes = [(i, j, max(rows[i] - r, 0), min(rows[i + 1] + r, h), max(cols[j] - r, 0), min(cols[j + 1] + r, w))
              for i in range(len(rows) - 1) for j in range(len(cols) - 1)]
     n = len(boxes)
@@ -130,6 +133,10 @@ def stream(read: Reader, shape: tuple[int, int, int], psf: np.ndarray, opts: rl.
     sampled = h > SAMPLE_BANDS * SAMPLE_ROWS
     _, _, model, lam = rl.prepare(_sample(read, h, w), opts, whites, SAMPLE_ROWS if sampled else None)
     probe = boxes[int(np.argmax(detail))]
+
+    def kernel(i: int, j: int) -> np.ndarray:
+        """The PSF at the centre of core (i, j)."""
+        return psfmap.kernel_at(psf, (rows[i] + rows[i + 1]) / (2 * h), (cols[j] + cols[j + 1]) / (2 * w))
 
     def cut(r0: int, r1: int, c0: int, c1: int) -> tuple[np.ndarray, np.ndarray]:
         """A tile as rl.prepare makes the whole image: float32 ≥ 0, and its clipped pixels."""
@@ -143,7 +150,7 @@ def stream(read: Reader, shape: tuple[int, int, int], psf: np.ndarray, opts: rl.
 
     alphas: list[float] = []
     r0, r1, c0, c1 = probe[2:]
-    u_probe, info = rl.run(*cut(r0, r1, c0, c1), psf, model, lam, opts,
+    u_probe, info = rl.run(*cut(r0, r1, c0, c1), kernel(*probe[:2]), model, lam, opts,
                            part(0, f"probe tile ({c0}, {r0}) {c1 - c0}×{r1 - r0}"), levels, record=alphas)
     fixed = dataclasses.replace(opts, stop="none", iterations=max(info["iterations"], 1),
                                 regularization=info["regularization"])
@@ -161,7 +168,7 @@ def stream(read: Reader, shape: tuple[int, int, int], psf: np.ndarray, opts: rl.
         if (i, j) == probe[:2] and info["regularization"] == lam:
             u, t_info = u_probe, info  # the probe ran these very iterations
         else:
-            u, t_info = rl.run(t, clipped, psf, model, fixed.regularization, fixed,
+            u, t_info = rl.run(t, clipped, kernel(i, j), model, fixed.regularization, fixed,
                                part(k + 1, f"tile {k + 1} of {n}"), levels, alphas)
         del t, clipped
         wr, wc = weights(rows, i, lo, hi), weights(cols, j, c0, c1)
