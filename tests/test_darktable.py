@@ -111,6 +111,9 @@ put("psf.before", table.concat(pyops.choices("deconvolve", "psf"), ","))
 local est = run("psf", "psf_estimate", copy, {name = "shake"})
 put("psf.after", table.concat(pyops.choices("deconvolve", "psf"), ","))
 run("deblur", "deconvolve", shaken, {psf = "shake", iterations = "20"})
+-- a PSF map: one kernel per zone of a 2×2 grid, then deconvolve with the map
+run("psfmap", "psf_estimate", shaken, {name = "shake-map", grid = "2x2"})
+run("deblurmap", "deconvolve", shaken, {psf = "shake-map", iterations = "10"})
 put("log", table.concat(pyops.log, " | "))
 put("end", "still running")
 out:close()
@@ -224,6 +227,21 @@ def test_darktable_psf_flow_estimates_saves_offers_and_deconvolves(session):
     assert status["deblur.imported"] == "1", status.get("deblur.errors")
     rec = provenance.read(status["deblur.result1"])
     assert rec["parameters"]["psf"] == "shake" and rec["info"]["psf_shape"] == list(kernel.shape)
+
+
+def test_darktable_psf_map_flow_estimates_a_2x2_map_and_deconvolves_with_it(session):
+    """`grid` comes from the operator's schema like every parameter: a 2×2 map of the shaken raw is saved as one
+    library entry, its preview (the kernels over the photo) imported and grouped, and deconvolve uses it."""
+    status, photos = session
+    assert status["psfmap.imported"] == "1", status.get("psfmap.errors")
+    assert status["psfmap.grouped1"] == "true" and status["psfmap.result1"].endswith(".png")
+    kernels = np.load(photos.parent / "data" / "pyops" / "psf" / "shake-map.npy")
+    assert kernels.ndim == 4 and kernels.shape[:2] == (2, 2) and np.allclose(kernels.sum(axis=(2, 3)), 1, atol=1e-5)
+    assert len(provenance.read(status["psfmap.result1"])["info"]["zones"]) == 4
+    assert status["deblurmap.imported"] == "1", status.get("deblurmap.errors")
+    rec = provenance.read(status["deblurmap.result1"])
+    assert rec["parameters"]["psf"] == "shake-map" and rec["info"]["psf_shape"] == list(kernels.shape)
+    assert rec["info"]["tiles"] > 1 and status["deblurmap.grouped1"] == "true"
 
 
 @pytest.mark.parametrize("session", ["4.2"], indirect=True)

@@ -10,6 +10,7 @@ import pytest
 from scipy.signal import fftconvolve
 
 from pyops.ops.deconv import psf as psfmod
+from tests.conftest import MOTION_CRW, need
 from tests.gimp_helpers import install_plugin, require_gimp, run_gimp
 from tests.server_helpers import start_server
 
@@ -96,14 +97,17 @@ def gimp_setup(tmp_path_factory):
     server.stop()
 
 
-def _run(work, server, calls, pyops_exe="/nonexistent/pyops", name="main", **env_extra):
+def _run(work, server, calls, pyops_exe="/nonexistent/pyops", name="main", source=None, sel=SEL, **env_extra):
+    """Run `calls` in GIMP on an image of `source` (default: the blurred scene) with `sel` selected."""
     out = work / name
     out.mkdir()
     sharp, blurred = _scene(np.random.default_rng(5))
+    if source is not None:
+        sharp, blurred = None, source
     np.save(out / "src.npy", blurred)
     env = dict(server.env, GIMP3_DIRECTORY=str(work / f"gimp3-{name}"), **env_extra)
     install_plugin(work / f"gimp3-{name}", pyops_exe)
-    batch = (BATCH.replace("@OUT@", repr(str(out))).replace("@SEL@", repr(SEL))
+    batch = (BATCH.replace("@OUT@", repr(str(out))).replace("@SEL@", repr(sel))
              .replace("@CALLS@", repr(calls)))
     res = run_gimp(work, batch, env)
     status = json.loads((out / "status.json").read_text()) if (out / "status.json").exists() else {}
@@ -173,3 +177,29 @@ def test_gimp_too_large_a_region_is_refused_with_the_limit(gimp_setup):
     assert res.returncode != 0
     assert "above this server's limit" in status["big.error"] and status["big.new_layers"] == 0
     np.testing.assert_array_equal(np.load(out / "after_error.npy"), blurred)
+
+
+def test_gimp_psf_map_of_the_shaken_raw_deconvolves_it(gimp_setup):
+    """A 2×2 PSF map estimated on the whole shaken S40 frame (developed linear) is saved in the library and shown
+    as its four kernels side by side; deconvolve with it gives a layer whose text is sharper than the photo's."""
+    from pyops.io.images import load_input
+    from tests.s40 import CROP, sharpness
+
+    work, server = gimp_setup
+    photo = np.asarray(load_input(need(MOTION_CRW), False)[0], np.float32)
+    h, w = photo.shape[:2]
+    calls = [("map", "pyops-psf-estimate", {"name": "gimp-map", "grid": "2x2"}),
+             ("deblur", "pyops-deconvolve", {"psf": "gimp-map", "iterations": 10})]
+    res, status, out, _, _ = _run(work, server, calls, name="s40", source=photo, sel=(0, 0, w, h))
+    assert res.returncode == 0, res.log[-3000:]
+    assert status["map.ok"] and status["map.new_layers"] == 0, status
+    kernels = np.load(work / "data" / "pyops" / "psf" / "gimp-map.npy")
+    assert kernels.shape[:2] == (2, 2) and np.allclose(kernels.sum(axis=(2, 3)), 1, atol=1e-5)
+    assert status["deblur.ok"] and status["deblur.new_layers"] == 1, status
+    deblurred = np.load(out / "deblur.npy")
+    assert deblurred.shape == photo.shape
+
+    def y(rgb):
+        return rgb[CROP[0], CROP[1]] @ np.array([0.2126, 0.7152, 0.0722], np.float32)
+
+    assert sharpness(y(deblurred)) > 1.5 * sharpness(y(photo))

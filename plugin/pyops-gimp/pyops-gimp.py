@@ -305,17 +305,25 @@ def run_on_region(procedure, run_mode, image, drawables, config, op: dict) -> No
 
 
 def show_psf(shape, data: bytes, name: str, run_mode) -> None:
-    """The estimated kernel as a small grey image (scaled so its peak is white)."""
-    h, w = shape[0], shape[1]
-    values = struct.unpack(f"<{h * w}f", data)
-    peak = max(values) or 1.0
-    scaled = struct.pack(f"<{h * w}f", *(v / peak for v in values))
+    """The estimated kernel as a small grey image (scaled so its peak is white); a PSF map (rows × cols × h × w)
+    as its zones' kernels side by side, a black pixel between them, each scaled to its own peak."""
+    rows, cols, kh, kw = shape if len(shape) == 4 else (1, 1, shape[0], shape[1])
+    values = struct.unpack(f"<{rows * cols * kh * kw}f", data)
+    w, h = cols * (kw + 1) - 1, rows * (kh + 1) - 1
+    mosaic = [0.0] * (w * h)
+    for zone in range(rows * cols):
+        kernel = values[zone * kh * kw:(zone + 1) * kh * kw]
+        peak = max(kernel) or 1.0
+        top, left = (zone // cols) * (kh + 1), (zone % cols) * (kw + 1)
+        for y in range(kh):
+            mosaic[(top + y) * w + left:(top + y) * w + left + kw] = [v / peak for v in kernel[y * kw:(y + 1) * kw]]
+    what = f"{kw}×{kh} px" if rows * cols == 1 else f"map of {cols}×{rows} zones, {kw}×{kh} px each"
     img = Gimp.Image.new_with_precision(w, h, Gimp.ImageBaseType.GRAY, Gimp.Precision.FLOAT_LINEAR)
-    layer = Gimp.Layer.new(img, f"PSF {name} ({w}×{h} px, in the pyops library)", w, h, Gimp.ImageType.GRAY_IMAGE,
+    layer = Gimp.Layer.new(img, f"PSF {name} ({what}, in the pyops library)", w, h, Gimp.ImageType.GRAY_IMAGE,
                            100.0, Gimp.LayerMode.NORMAL)
     img.insert_layer(layer, None, 0)
     buf = layer.get_buffer()
-    buf.set(Gegl.Rectangle.new(0, 0, w, h), "Y float", scaled)
+    buf.set(Gegl.Rectangle.new(0, 0, w, h), "Y float", struct.pack(f"<{w * h}f", *mosaic))
     buf.flush()
     if run_mode == Gimp.RunMode.INTERACTIVE:
         Gimp.Display.new(img)
