@@ -100,10 +100,14 @@ def _build(ops) -> argparse.ArgumentParser:
                 else:
                     sp.add_argument(flag, dest=dest, metavar="VALUE", help=_flag_help(d))
 
-    operator_commands(sub.add_parser("run", help="run an operator on files, in this process"), "op",
-                      lambda sp: sp.add_argument("--max-memory-gb", type=float, help="refuse a file whose job is "
-                                                 "estimated to need more (default: $PYOPS_MAX_MEMORY_GB, else "
-                                                 "70 %% of the RAM)"))
+    def run_flags(sp):
+        sp.add_argument("--max-memory-gb", type=float, help="refuse a file whose job is estimated to need more "
+                        "(default: $PYOPS_MAX_MEMORY_GB, else 70 %% of the RAM)")
+        sp.add_argument("--scheduler", metavar="ADDRESS", help="run the tiles of each image on this Dask scheduler's "
+                        "workers (tcp://host:8786; operators that work in tiles, on uncompressed TIFFs that the "
+                        "workers reach at the same path)")
+
+    operator_commands(sub.add_parser("run", help="run an operator on files, in this process"), "op", run_flags)
 
     def batch_flags(sp):
         sp.add_argument("--from-list", type=Path, metavar="FILE", help="read input paths from FILE, one per line")
@@ -241,6 +245,15 @@ def _run(args, op) -> int:
         print(f"pyops: {reason} (--max-memory-gb or {memory.ENV})", file=sys.stderr)
     if too_big:
         return 2
+    client = None
+    if args.scheduler:
+        from pyops import batch
+
+        try:
+            client = batch.connect(args.scheduler, None)
+        except (OSError, TimeoutError) as err:
+            print(f"pyops: run: cannot reach the Dask scheduler {args.scheduler}: {err}", file=sys.stderr)
+            return 2
     failed = written = 0
     # on a terminal (only): a bar driven by the operator's progress, so one long file shows its progress too
     bar = tqdm(total=len(args.inputs), unit="file", file=sys.stderr, disable=None,
@@ -254,7 +267,7 @@ def _run(args, op) -> int:
         for i, path in enumerate(args.inputs):
             progress(0.0, "")
             try:
-                out = process_file(op.name, params, path, args.output_dir, args.format, progress)
+                out = process_file(op.name, params, path, args.output_dir, args.format, progress, client=client)
             except ParamError as err:  # a bad parameter found while running (a PSF, a format): all files fail
                 tqdm.write(f"pyops: error: {err}", file=sys.stderr)
                 return 2
@@ -276,6 +289,8 @@ def _run(args, op) -> int:
         return 130
     finally:
         bar.close()
+        if client is not None:
+            client.close()
     return 1 if failed else 0
 
 

@@ -30,18 +30,21 @@ def _pick_format(res: Result, fmt: str | None) -> str:
     return fmt
 
 
-def streams(op: Operator, p: Params, source: Path, fmt: str | None) -> bool:
+def streams(op: Operator, p: Params, source: Path, fmt: str | None, anywhere: bool = False) -> bool:
     """Whether `op` runs on `source` a tile at a time (Operator.stream): it can, it takes a developed image, the
-    file is large and can be read in parts (pyops.io.stream.large) and the result is a TIFF."""
+    file can be read in parts (pyops.io.stream.large) and is large — or of any size when the tiles may run
+    `anywhere` (a Dask cluster) —, and the result is a TIFF."""
     return (op.stream is not None and not op.wants_raw(p) and (fmt or "tif16") in stream.STREAM_FORMATS
-            and stream.large(source))
+            and stream.large(source, 0 if anywhere else None))
 
 
 def process_file(op_name: str, params: dict[str, Any] | Params, source: Path, out_dir: Path | None = None,
                  fmt: str | None = None, progress: Progress | None = None,
-                 source_name: str | None = None) -> Outcome:
+                 source_name: str | None = None, client=None) -> Outcome:
     """Run `op_name` on the file `source` and write its result next to it (or in `out_dir`); the provenance
-    names the source `source_name` if given (an upload's own file name), else by its path."""
+    names the source `source_name` if given (an upload's own file name), else by its path. With a Dask `client`,
+    an operator that works in tiles runs them on its workers when the file can be read in parts (each worker
+    reads its own tiles from the shared file); otherwise it runs here, and a note says why."""
     op = get(op_name)
     p = params if isinstance(params, Params) else op.parse(dict(params))
     progress = progress or _no_progress
@@ -52,9 +55,15 @@ def process_file(op_name: str, params: dict[str, Any] | Params, source: Path, ou
         from pyops.operators.psf_estimate import library_name
 
         p = p.model_copy(update={"name": library_name(source.stem)})  # a PSF from a file is always kept
-    if streams(op, p, source, fmt):
-        return _process_streamed(op, p, source, out_dir, fmt or "tif16", progress, source_name)
+    if streams(op, p, source, fmt, anywhere=client is not None):
+        from pyops.ops.deconv.tiles import DaskPool
+
+        return _process_streamed(op, p, source, out_dir, fmt or "tif16", progress, source_name,
+                                 DaskPool(client) if client is not None else None)
     image, colorants, notes = load_input(source, op.wants_raw(p))
+    if client is not None and op.stream is not None:
+        notes.append("ran in this process, not on the cluster: only an uncompressed TIFF (8/16-bit or float) "
+                     "written as a TIFF can be read and written a tile at a time")
     res = op.apply(image, p, progress)
     fmt = ("npy" if fmt == "npy" else "png") if op.output == "psf" else _pick_format(res, fmt)
     notes += res.info.get("notes", [])
@@ -95,16 +104,17 @@ def process_file(op_name: str, params: dict[str, Any] | Params, source: Path, ou
 
 
 def _process_streamed(op: Operator, p: Params, source: Path, out_dir: Path | None, fmt: str, progress: Progress,
-                      source_name: str | None) -> Outcome:
+                      source_name: str | None, pool=None) -> Outcome:
     """process_file for an operator that streams (`streams`): the input is read and the result written a tile at
-    a time, into the temp file that is published when complete, so memory holds tiles, not the image."""
+    a time, into the temp file that is published when complete, so memory holds tiles, not the image; the tiles
+    run on `pool`'s workers if given (tiles.DaskPool)."""
     read = stream.Reader(source)
     exif = metadata.capture_exif(source)
     info: dict[str, Any] = {}
 
     def write(tmp: Path) -> None:
         sink = stream.Writer(tmp, read.shape, fmt, read.colorants)
-        info.update(op.stream(read, read.shape, sink, p, progress))
+        info.update(op.stream(read, read.shape, sink, p, progress, pool))
         notes = list(read.notes) + info.get("notes", [])
         note_clipping(info, notes, sink.clipped / sink.pixels)
         info.update(format=fmt, notes=notes)

@@ -195,7 +195,8 @@ def test_map_beats_the_best_single_psf_on_camera_rotation():
 
 def test_star_map_matches_the_field_dependent_coma_in_every_zone():
     """`psf_estimate` with method stars and a 3×3 grid: each zone's PSF correlates ≥ 0.95 with the true coma at
-    the zone's centre (measured 0.980–0.996, the one PSF 0.90–0.97), better than the one PSF of the whole frame does in the corners."""
+    the zone's centre (measured 0.980–0.996; the one PSF of the whole frame 0.90–0.97), and better than that one
+    PSF in the corners."""
     field = star_field()
     m, info = pyops.run("psf_estimate", field, method="stars", grid="3x3", return_info=True)
     single = pyops.run("psf_estimate", field, method="stars")

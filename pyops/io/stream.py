@@ -32,9 +32,9 @@ BIGTIFF_BYTES = 2**32 - 2**25  # larger image data needs BigTIFF offsets
 XMP_TAG, XMP_RESERVE = 700, 1 << 18  # the TIFF tag of an XMP packet, and the room a streamed result keeps for it
 
 
-def large(path: Path) -> bool:
-    """Whether `path` is a TIFF to stream: its pixels as floats take LARGE bytes or more, and its first image can
-    be read in parts through a memory map (uncompressed, untiled, contiguous, native byte order, 8- or 16-bit
+def large(path: Path, threshold: int | None = None) -> bool:
+    """Whether `path` is a TIFF to stream: its pixels as floats take `threshold` (default LARGE) bytes or more, and
+    its first image can be read in parts through a memory map (uncompressed, untiled, contiguous, native byte order, 8- or 16-bit
     or 32-bit float samples, one or all samples per pixel interleaved)."""
     if Path(path).suffix.lower() not in TIFF_EXT:
         return False
@@ -43,7 +43,7 @@ def large(path: Path) -> bool:
             page = tif.pages[0]
             return bool(page.is_memmappable and page.dtype.str[1:] in ("u1", "u2", "f4")
                         and page.ndim in (2, 3) and (page.ndim == 2 or page.planarconfig == 1)
-                        and 4 * int(np.prod(page.shape)) >= LARGE)
+                        and 4 * int(np.prod(page.shape)) >= (LARGE if threshold is None else threshold))
     except Exception:  # noqa: BLE001 — tifffile raises many types for broken files; the reader will say why
         return False
 

@@ -83,8 +83,9 @@ def deconvolve_memory(h: int, w: int, c: int, p: DeconvolveParams, streamed: boo
 
 
 def deconvolve_stream(read: tiles.Reader, shape: tuple[int, int, int], write: tiles.Writer, p: DeconvolveParams,
-                      progress) -> dict:
-    """The operator on an H×W×C image read and written a tile at a time (tiles.stream): its info."""
+                      progress, pool: tiles.Pool | None = None) -> dict:
+    """The operator on an H×W×C image read and written a tile at a time (tiles.stream; its tiles on `pool`'s
+    workers if given): its info."""
     kernel = psfmod.resolve(p.psf)
     h, w, c = shape
     if kernel.shape[-2] > h or kernel.shape[-1] > w:
@@ -101,9 +102,9 @@ def deconvolve_stream(read: tiles.Reader, shape: tuple[int, int, int], write: ti
             colour = read(r0, r0 + len(y_new), 0, w)[..., :3]
             write(r0, colour * luminance_ratio(y_new[..., 0], luminance(colour)).astype(np.float32)[..., None])
 
-        info = tiles.stream(read_y, (h, w, 1), kernel, opts, write_y, progress)
+        info = tiles.stream(read_y, (h, w, 1), kernel, opts, write_y, progress, pool=pool)
     else:
-        info = tiles.stream(read, shape, kernel, opts, write, progress)
+        info = tiles.stream(read, shape, kernel, opts, write, progress, pool=pool)
     info.update(psf=p.model_dump(include={"psf"})["psf"], psf_shape=list(kernel.shape),
                 psf_sha256=psfmod.kernel_sha256(kernel), method=p.method)
     if kernel.size <= KERNEL_IN_INFO:  # the kernel itself, so the result can be re-made whatever the library holds

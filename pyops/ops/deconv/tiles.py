@@ -19,14 +19,16 @@ whole, exactly as before.
 
 The image is read a tile at a time through a `Reader` and the result leaves a band of finished rows at a time
 through a `Writer` (`stream`), so neither needs to be in memory: pyops streams large TIFFs from and to disk this
-way (pyops.io.stream); `deconvolve` is the same on arrays.
+way (pyops.io.stream); `deconvolve` is the same on arrays. Each tile after the probe is a pure function of a `Tile`
+(where to read it and the shared run), so the tiles can run on Dask workers (`DaskPool`) that read the file
+themselves, while this process blends and writes.
 """
 from __future__ import annotations
 
 import dataclasses
 import itertools
 import math
-from typing import Callable
+from typing import Callable, Iterator
 
 import numpy as np
 
@@ -110,11 +112,13 @@ def array_io(image: np.ndarray) -> tuple[Reader, tuple[int, int, int], Writer, C
 
 
 def stream(read: Reader, shape: tuple[int, int, int], psf: np.ndarray, opts: rl.Options, write: Writer,
-           progress: Callable[[float, str], None] | None = None, tile: int | None = None) -> dict:
+           progress: Callable[[float, str], None] | None = None, tile: int | None = None,
+           pool: Pool | None = None) -> dict:
     """Deconvolve the H×W×C image `read` gives, tile by tile, handing the result to `write` a band of rows at a
     time (top to bottom): at most one tile, one band of TILE + 2·BLEND rows and the statistics' sample in memory.
-    `psf` is a kernel, or a PSF map whose kernel at each tile's centre deconvolves that tile (psfmap). Returns
-    rl.run's info, with the tiles'."""
+    `psf` is a kernel, or a PSF map whose kernel at each tile's centre deconvolves that tile (psfmap). The tiles
+    after the probe run here, or on the workers of a `pool` (DaskPool), each reading its own tile. Returns rl.run's
+    info, with the tiles'."""
     h, w, nc = shape
     if psf.ndim == 4 and psf.shape[0] * psf.shape[1] == 1:
         psf = psf[0, 0]
@@ -138,10 +142,8 @@ def stream(read: Reader, shape: tuple[int, int, int], psf: np.ndarray, opts: rl.
         """The PSF at the centre of core (i, j)."""
         return psfmap.kernel_at(psf, (rows[i] + rows[i + 1]) / (2 * h), (cols[j] + cols[j + 1]) / (2 * w))
 
-    def cut(r0: int, r1: int, c0: int, c1: int) -> tuple[np.ndarray, np.ndarray]:
-        """A tile as rl.prepare makes the whole image: float32 ≥ 0, and its clipped pixels."""
-        t = rl.observed(read(r0, r1, c0, c1))
-        return t, rl.clipped_mask(t, whites)
+    def core(i: int, j: int) -> tuple[int, int, int, int]:
+        return rows[i], rows[i + 1], cols[j], cols[j + 1]
 
     def part(k: int, label: str) -> Callable[[float, str], None] | None:
         if progress is None:
@@ -149,11 +151,20 @@ def stream(read: Reader, shape: tuple[int, int, int], psf: np.ndarray, opts: rl.
         return lambda f, msg: progress((k + f) / (n + 1), f"{label}: {msg}")
 
     alphas: list[float] = []
-    r0, r1, c0, c1 = probe[2:]
-    u_probe, info = rl.run(*cut(r0, r1, c0, c1), kernel(*probe[:2]), model, lam, opts,
+    i, j, r0, r1, c0, c1 = probe
+    t, clipped, probe_clipped = _cut(read, whites, probe[2:], core(i, j))
+    u_probe, info = rl.run(t, clipped, kernel(i, j), model, lam, opts,
                            part(0, f"probe tile ({c0}, {r0}) {c1 - c0}×{r1 - r0}"), levels, record=alphas)
+    del t, clipped
     fixed = dataclasses.replace(opts, stop="none", iterations=max(info["iterations"], 1),
                                 regularization=info["regularization"])
+    reuse = info["regularization"] == lam  # the probe ran the very iterations every tile runs
+    jobs = [Tile(read, whites, box[2:], core(*box[:2]), kernel(*box[:2]), model, fixed, levels, alphas)
+            for box in boxes if not (reuse and box == probe)]
+    if pool is None:
+        results = (tile_result(job, part(k + 1, f"tile {k + 1} of {n}")) for k, job in enumerate(jobs))
+    else:
+        results = pool(tile_result, jobs)
     residual, n_clipped = 0.0, 0
     band, carry = None, None
     for k, (i, j, r0, r1, c0, c1) in enumerate(boxes):
@@ -163,17 +174,17 @@ def stream(read: Reader, shape: tuple[int, int, int], psf: np.ndarray, opts: rl.
             band = np.zeros((hi - lo, w, nc), np.float32)
             if carry is not None:  # the overlap with the band above, which it already weighed
                 band[:len(carry)] += carry
-        t, clipped = cut(r0, r1, c0, c1)
-        n_clipped += int(clipped[rows[i] - r0:rows[i + 1] - r0, cols[j] - c0:cols[j + 1] - c0].sum())
-        if (i, j) == probe[:2] and info["regularization"] == lam:
-            u, t_info = u_probe, info  # the probe ran these very iterations
+        if reuse and (i, j) == probe[:2]:
+            u, t_residual, t_clipped = u_probe, info["residual"] or 0.0, probe_clipped
         else:
-            u, t_info = rl.run(t, clipped, kernel(i, j), model, fixed.regularization, fixed,
-                               part(k + 1, f"tile {k + 1} of {n}"), levels, alphas)
-        del t, clipped
+            u, t_residual, t_clipped = next(results)
+            if pool is not None and progress is not None:
+                progress((k + 1) / (n + 1), f"tile {k + 1} of {n}")
+        n_clipped += t_clipped
         wr, wc = weights(rows, i, lo, hi), weights(cols, j, c0, c1)
         band[:, c0:c1] += np.outer(wr, wc)[..., None] * u[lo - r0:hi - r0]
-        residual += (t_info["residual"] or 0.0) * float(wr.sum()) * float(wc.sum())
+        del u
+        residual += t_residual * float(wr.sum()) * float(wc.sum())
         if j == len(cols) - 2:  # the band is done: write the rows no tile below weighs
             done = (max(rows[i + 1] - BLEND, 0) if i + 2 < len(rows) else h) - lo
             write(lo, band[:done])
@@ -181,9 +192,65 @@ def stream(read: Reader, shape: tuple[int, int, int], psf: np.ndarray, opts: rl.
     residual /= h * w
     r0, r1, c0, c1 = probe[2:]
     return {**info, "clipped_pixels": n_clipped, "tiles": n, "tile_size": tile,
+            **({"tiles_on": pool.where} if pool is not None else {}),
             "probe_tile": [c0, r0, c1 - c0, r1 - r0],  # x, y, width, height
             "stopped": f"probe tile: {info['stopped']}; every tile ran {fixed.iterations} iterations",
             "residual": residual, "notes": rl.residual_notes(residual, model)}
+
+
+@dataclasses.dataclass(frozen=True)
+class Tile:
+    """One tile's work, all a worker needs: where to read it, the core it counts clipped pixels in, and the run
+    every tile shares (its own kernel, the noise model, fixed iterations and λ, levels, the probe's α)."""
+    read: Reader
+    whites: np.ndarray
+    box: tuple[int, int, int, int]  # r0, r1, c0, c1 of the tile
+    core: tuple[int, int, int, int]  # r0, r1, c0, c1 of its core
+    kernel: np.ndarray
+    model: object
+    opts: rl.Options
+    levels: list[float]
+    alphas: list[float]
+
+
+def tile_result(job: Tile, progress: Callable[[float, str], None] | None = None) -> tuple[np.ndarray, float, int]:
+    """Deconvolve one tile: (its result, its residual, its core's clipped pixels)."""
+    t, clipped, n_clipped = _cut(job.read, job.whites, job.box, job.core)
+    u, info = rl.run(t, clipped, job.kernel, job.model, job.opts.regularization, job.opts, progress, job.levels,
+                     job.alphas)
+    return u, info["residual"] or 0.0, n_clipped
+
+
+def _cut(read: Reader, whites: np.ndarray, box: tuple[int, int, int, int],
+         core: tuple[int, int, int, int]) -> tuple[np.ndarray, np.ndarray, int]:
+    """A tile as rl.prepare makes the whole image: float32 ≥ 0, its clipped pixels, and how many are in its core
+    (box and core: r0, r1, c0, c1)."""
+    t = rl.observed(read(*box))
+    clipped = rl.clipped_mask(t, whites)
+    (r0, _, c0, _), (a, b, c, d) = box, core
+    return t, clipped, int(clipped[a - r0:b - r0, c - c0:d - c0].sum())
+
+
+class DaskPool:
+    """Tiles on a Dask cluster: `pool(func, jobs)` submits every job to the client's workers and yields the
+    results in the jobs' order, each released from the cluster once taken. A worker that dies has its tiles
+    computed again elsewhere by the scheduler (the jobs are pure), so the result is whole or there is none."""
+
+    def __init__(self, client):
+        self.client = client
+        self.where = f"dask {client.scheduler.address}"
+
+    def __call__(self, func: Callable, jobs: list) -> Iterator:
+        futures = self.client.map(func, jobs, pure=False)
+        try:
+            for k in range(len(futures)):
+                yield futures[k].result()
+                futures[k] = None
+        finally:
+            self.client.cancel([f for f in futures if f is not None])
+
+
+Pool = Callable[[Callable, list], Iterator]
 
 
 def _survey(read: Reader, rows: list[int], cols: list[int], nc: int,
