@@ -14,24 +14,13 @@ import numpy as np
 import pytest
 import tifffile
 
-from pyops import batch
 from pyops.ops.deconv import fft as fftmod
 from pyops.ops.deconv import psf as psfmod
 from pyops.ops.deconv import tiles
 from pyops.process import process_file
-from tests.test_batch import dask_processes  # noqa: F401 — the fixture: a scheduler and a worker as processes
+# fixtures: a 2-worker LocalCluster, and a scheduler and a worker started as processes
+from tests.test_batch import client, dask_processes  # noqa: F401
 from tests.test_stream import _tiffs
-
-
-@pytest.fixture(scope="module")
-def cluster():
-    saved = dict(os.environ)  # a nanny restarting a killed worker sets OMP_NUM_THREADS=1 & co. here again
-    c = batch.connect(None, 2)
-    yield c
-    c.close()
-    c.cluster.close()
-    os.environ.clear()
-    os.environ.update(saved)
 
 
 def _max_diff(a, b) -> int:
@@ -39,7 +28,7 @@ def _max_diff(a, b) -> int:
 
 
 @pytest.mark.parametrize("kill", [False, True])
-def test_tiles_on_a_local_cluster_give_one_process_result(cluster, tmp_path, monkeypatch, kill):
+def test_tiles_on_a_local_cluster_give_one_process_result(client, tmp_path, monkeypatch, kill):  # noqa: F811
     """12 tiles of an RGB photo on a 2-worker LocalCluster: the same 16-bit pixels as in this process (within
     1 LSB), also when a worker is killed after the first tile came back — its tiles run again elsewhere and one
     complete result is published, nothing else left in the folder. The local cluster's workers run their FFTs on
@@ -54,11 +43,11 @@ def test_tiles_on_a_local_cluster_give_one_process_result(cluster, tmp_path, mon
 
     def progress(fraction: float, message: str) -> None:
         if kill and message.startswith("tile ") and not killed:
-            pids = cluster.run(os.getpid)
+            pids = client.run(os.getpid)
             killed.append(next(iter(pids.values())))
             os.kill(killed[0], signal.SIGKILL)
 
-    there = process_file("deconvolve", params, flat, tmp_path / "there", progress=progress, client=cluster)
+    there = process_file("deconvolve", params, flat, tmp_path / "there", progress=progress, client=client)
     assert there.info["tiles"] == 12 and there.info["tiles_on"].startswith("dask tcp://127.0.0.1")
     assert "tiles_on" not in here.info and there.info["iterations"] == here.info["iterations"]
     assert _max_diff(here.output, there.output) <= 1
