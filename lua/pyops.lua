@@ -20,6 +20,7 @@
   USAGE
     * ./install.sh adds `require "pyops/pyops"` to darktable's luarc (or enable it in the script manager)
     * lighttable → pyops module: choose an operator, set its parameters, select images, "run on selected images"
+      — or press "pyops: <operator>" in the selected image[s] module (the same parameters)
     * or assign a shortcut to "pyops: run <operator>", or export with the storage "pyops"
     * preferences → lua options: path to pyops, where results go, output format, grouping, metadata
     * shaken photo: crop a virtual copy to a sharp-edged detail, run psf_estimate on it (the PSF goes to the
@@ -463,13 +464,20 @@ local function selected_operator()
   return M.ops[chooser and chooser.selected or 1].name
 end
 
---- Run `op_name` (default: the module's choice) on the selected images with the module's parameters.
-function M.run_selected(op_name)
-  op_name = op_name or selected_operator()
+--- Run `op_name` on `images` (default: the images darktable acts on) with the module's parameters for it.
+function M.run_on(op_name, images)
   local items = {}
-  for _, image in ipairs(dt.gui.action_images) do table.insert(items, {image = image}) end
+  for _, image in ipairs(images or dt.gui.action_images) do table.insert(items, {image = image}) end
   return M.run_operator(op_name, items, M.current_params(op_name))
 end
+
+--- Run `op_name` (default: the module's choice) on the selected images with the module's parameters.
+function M.run_selected(op_name)
+  return M.run_on(op_name or selected_operator())
+end
+
+--- The "selected image[s]" module's button callbacks, by action name (what its buttons call with the selection).
+M.actions = {}
 
 local function build_module()
   local boxes = {}
@@ -512,6 +520,22 @@ end
 
 local registered_events = {}
 
+-- one button per operator in lighttable's "selected image[s]" module (Lua API 9: name, label, callback, tooltip)
+local function register_actions()
+  for _, op in ipairs(M.ops) do
+    local name = "pyops_" .. op.name
+    local callback = function(event, images) M.run_on(op.name, images) end
+    local ok, err = pcall(dt.gui.libs.image.register_action, name, "pyops: " .. op.name, callback,
+      op.summary .. " — with the parameters set in the pyops module")
+    if ok then M.actions[name] = callback else notify("pyops: cannot add " .. name .. " to selected images: " .. tostring(err)) end
+  end
+end
+
+local function destroy_actions()
+  for name in pairs(M.actions) do pcall(dt.gui.libs.image.destroy_action, name) end
+  M.actions = {}
+end
+
 local function register_all()
   local module_widget = build_module()
   dt.register_lib(MODULE, "pyops", true, false,
@@ -523,6 +547,7 @@ local function register_all()
       "pyops: run " .. op.name)
     table.insert(registered_events, event)
   end
+  register_actions()
 
   -- export storage: the export module's format, size and style feed the operator chosen in the pyops module
   dt.register_storage(MODULE, "pyops",
@@ -543,12 +568,14 @@ end
 
 local function destroy()
   dt.gui.libs[MODULE].visible = false
+  destroy_actions()
   for _, event in ipairs(registered_events) do pcall(dt.destroy_event, event, "shortcut") end
   pcall(dt.destroy_storage, MODULE)
 end
 
 local function restart()
   dt.gui.libs[MODULE].visible = true
+  if next(M.actions) == nil then register_actions() end
 end
 
 if load_schema() then

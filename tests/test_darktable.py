@@ -114,6 +114,25 @@ run("deblur", "deconvolve", shaken, {psf = "shake", iterations = "20"})
 -- a PSF map: one kernel per zone of a 2×2 grid, then deconvolve with the map
 run("psfmap", "psf_estimate", shaken, {name = "shake-map", grid = "2x2"})
 run("deblurmap", "deconvolve", shaken, {psf = "shake-map", iterations = "10"})
+-- the selected image[s] module's buttons: one per operator, each runs its operator on the images it is given
+local script = require("pyops/pyops")
+local function count_actions()
+  local n = 0
+  for _ in pairs(pyops.actions) do n = n + 1 end
+  return n
+end
+put("actions", count_actions())
+local twin = raw:duplicate()
+local n_runs = #pyops.history
+pyops.actions["pyops_boost"]("clicked", {raw, twin})
+put("action.runs", #pyops.history - n_runs)
+local r = pyops.history[#pyops.history]
+r.source = raw
+report("action", r)
+script.destroy()
+put("actions.destroyed", count_actions())
+script.restart()
+put("actions.restarted", count_actions())
 put("log", table.concat(pyops.log, " | "))
 put("end", "still running")
 out:close()
@@ -242,6 +261,19 @@ def test_darktable_psf_map_flow_estimates_a_2x2_map_and_deconvolves_with_it(sess
     rec = provenance.read(status["deblurmap.result1"])
     assert rec["parameters"]["psf"] == "shake-map" and rec["info"]["psf_shape"] == list(kernels.shape)
     assert rec["info"]["tiles"] > 1 and status["deblurmap.grouped1"] == "true"
+
+
+def test_darktable_selected_images_module_has_an_action_per_operator(session):
+    """One button per operator in lighttable's selected image[s] module (dt.gui.libs.image.register_action): its
+    callback, given two selected images, runs the operator on both with the module's parameters and imports the
+    results grouped with them; the script manager's destroy removes the buttons and restart adds them again."""
+    status, photos = session
+    n_ops = len(operators())
+    assert status["actions"] == str(n_ops), status.get("log")
+    assert status["action.runs"] == "1" and status["action.imported"] == "2", status.get("action.errors")
+    assert status["action.grouped1"] == status["action.grouped2"] == "true"
+    assert all("pyops|boost" in status[f"action.tags{i}"].split(",") for i in (1, 2))
+    assert status["actions.destroyed"] == "0" and status["actions.restarted"] == str(n_ops)
 
 
 @pytest.mark.parametrize("session", ["4.2"], indirect=True)
