@@ -57,6 +57,7 @@ def render(kernel: np.ndarray, title: str, path: Path, backdrop: np.ndarray | No
 def render_map(psf: np.ndarray, title: str, path: Path, backdrop: np.ndarray | None = None) -> None:
     """Write a PNG of a PSF map: each zone's kernel (scaled to its own peak) enlarged over its zone, on a grey
     thumbnail of `backdrop` (linear, H×W or H×W×C) with the zone boundaries, or on black without one."""
+    from pyops.color import luminance, srgb_encode
     from pyops.ops.deconv.psfmap import zones
 
     plt = _pyplot()
@@ -64,11 +65,11 @@ def render_map(psf: np.ndarray, title: str, path: Path, backdrop: np.ndarray | N
     if backdrop is None:
         h, w, thumb = rows * 100, cols * 100, np.zeros((rows, cols))
     else:
-        grey = np.asarray(backdrop, np.float32)
-        grey = grey[..., :3].mean(axis=-1) if grey.ndim == 3 else grey
+        x = np.asarray(backdrop, np.float32)
+        grey = luminance(x[..., :3]) if x.ndim == 3 else x
         h, w = grey.shape
         step = max(1, max(h, w) // THUMB)
-        thumb = np.clip(grey[::step, ::step], 0, 1) ** (1 / 2.2)
+        thumb = srgb_encode(grey[::step, ::step])
     fig, ax = plt.subplots(figsize=(9, 9 * h / w + 0.6), layout="constrained")
     fig.suptitle(_title(title, f"{cols}×{rows} zones, kernels of {kw}×{kh} px, each enlarged over its zone"),
                  fontsize=9)

@@ -79,7 +79,8 @@ def test_run_scheduler_sends_the_tiles_to_separately_started_processes(tmp_path,
 
     here = run(str(flat), "-o", str(tmp_path / "here"))
     there = run(str(flat), "-o", str(tmp_path / "there"), "--scheduler", dask_processes)
-    assert there["info"]["tiles"] == here["info"]["tiles"] == 6 and there["info"]["tiles_on"] == f"dask {dask_processes}"
+    assert there["info"]["tiles"] == here["info"]["tiles"] == 6
+    assert there["info"]["tiles_on"] == f"dask {dask_processes}"
     assert _max_diff(here["output"], there["output"]) <= 1
     local = run(str(packed), "-o", str(tmp_path / "local"), "--scheduler", dask_processes)
     assert "tiles_on" not in local["info"] and any("not on the cluster" in n for n in local["info"]["notes"])

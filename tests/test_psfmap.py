@@ -60,7 +60,7 @@ def noisy(blurred: np.ndarray, peak: float, seed: int = 0) -> np.ndarray:
 def true_map(kernel_at, grid: int) -> np.ndarray:
     """The map a perfect measurement would give: each zone's true kernel at the zone's centre."""
     zs = psfmap.zones(H, W, grid, grid)
-    return psfmap.assemble([kernel_at((y + zh / 2) / H, (x + zw / 2) / W) for x, y, zw, zh in zs], grid, grid)
+    return psfmod.as_map([kernel_at((y + zh / 2) / H, (x + zw / 2) / W) for x, y, zw, zh in zs], grid, grid, margin=2)
 
 
 def psnr(u: np.ndarray, sharp: np.ndarray) -> float:

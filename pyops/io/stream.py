@@ -34,8 +34,8 @@ XMP_TAG, XMP_RESERVE = 700, 1 << 18  # the TIFF tag of an XMP packet, and the ro
 
 def large(path: Path, threshold: int | None = None) -> bool:
     """Whether `path` is a TIFF to stream: its pixels as floats take `threshold` (default LARGE) bytes or more, and
-    its first image can be read in parts through a memory map (uncompressed, untiled, contiguous, native byte order, 8- or 16-bit
-    or 32-bit float samples, one or all samples per pixel interleaved)."""
+    its first image can be read in parts through a memory map (uncompressed, untiled, contiguous, native byte
+    order, 8- or 16-bit or 32-bit float samples, one or all samples per pixel interleaved)."""
     if Path(path).suffix.lower() not in TIFF_EXT:
         return False
     try:

@@ -117,7 +117,8 @@ def psf_estimate_op(image, p: PsfEstimateParams, progress) -> Result:
 
             if min(zw, zh) < MIN_REGION:
                 raise ParamError(f"psf_estimate: a {p.grid} grid cuts this {w}×{h} image into {zw}×{zh} px zones, "
-                                 f"too small to measure a blur (at least {MIN_REGION}×{MIN_REGION} px): use fewer zones")
+                                 f"too small to measure a blur (at least {MIN_REGION}×{MIN_REGION} px): use fewer "
+                                 "zones")
             try:
                 k, zone_info = _measure(image[y:y + zh, x:x + zw], gray[y:y + zh, x:x + zw], None, p, part)
             except ValueError as err:
@@ -127,7 +128,7 @@ def psf_estimate_op(image, p: PsfEstimateParams, progress) -> Result:
             zone_info.update(zone=[x, y, zw, zh], region=[rx + x, ry + y, rw, rh])
             kernels.append(k)
             measured.append(zone_info)
-        psf = psfmap.assemble(kernels, rows, cols)
+        psf = psfmod.as_map(kernels, rows, cols, margin=2)  # room to move each onto its centroid
         info = {"grid": [cols, rows], "zones": measured, "size": list(psf.shape[-2:])}
     if p.name:
         info["saved_as"] = psfmod.save(p.name, psf, {"made_by": f"psf_estimate ({p.method})", "grid": p.grid,

@@ -66,21 +66,26 @@ def centred(k: np.ndarray) -> np.ndarray:
 
 
 def normalize_any(k: np.ndarray) -> np.ndarray:
-    """A kernel (2-D, `normalize`) or a PSF map (4-D: rows × cols × h × w): each zone's kernel normalised, moved
-    onto its centroid (zones that are offset differently would shift the image differently from zone to zone)
-    and placed in one odd size, the largest."""
+    """A kernel (2-D, `normalize`) or a PSF map (4-D: rows × cols × h × w, `as_map` of its zones)."""
     k = np.asarray(k)
     if k.ndim != 4:
         return normalize(k)
-    if not (1 <= k.shape[0] <= MAX_GRID and 1 <= k.shape[1] <= MAX_GRID):
-        raise ParamError(f"a PSF map has 1 to {MAX_GRID} zones a side, got {k.shape[1]}×{k.shape[0]}")
-    zones = [centred(z) for z in k.reshape(-1, *k.shape[2:])]
+    return as_map(list(k.reshape(-1, *k.shape[2:])), k.shape[0], k.shape[1])
+
+
+def as_map(kernels: list[np.ndarray], rows: int, cols: int, margin: int = 0) -> np.ndarray:
+    """A PSF map from its zones' kernels (row by row, any sizes): each normalised, given `margin` px of room on
+    every side, moved onto its centroid (zones offset differently would shift the image differently from zone to
+    zone) and placed in one odd size, the largest."""
+    if not (1 <= rows <= MAX_GRID and 1 <= cols <= MAX_GRID):
+        raise ParamError(f"a PSF map has 1 to {MAX_GRID} zones a side, got {cols}×{rows}")
+    zones = [centred(np.pad(normalize(z), margin)) for z in kernels]
     h, w = (max(z.shape[i] for z in zones) for i in (0, 1))
     out = np.zeros((len(zones), h, w), np.float32)
     for n, z in enumerate(zones):
         y, x = (h - z.shape[0]) // 2, (w - z.shape[1]) // 2
         out[n, y:y + z.shape[0], x:x + z.shape[1]] = z
-    return out.reshape(k.shape[0], k.shape[1], h, w)
+    return out.reshape(rows, cols, h, w)
 
 
 def as_kernel(value: Any) -> np.ndarray:
@@ -266,8 +271,8 @@ def _name_for(name: str, n: int) -> str:
 
 
 def save(name: str, kernel: np.ndarray, record: dict[str, Any], replace: bool = False) -> str:
-    """Store `kernel` (or a PSF map) as <library>/<name>.npy with <name>.json (how it was made) and return the name used.
-    An existing PSF is never replaced unless `replace`: the kernel goes under the first free `name_01`,
+    """Store `kernel` (or a PSF map) as <library>/<name>.npy with <name>.json (how it was made) and return the
+    name used. An existing PSF is never replaced unless `replace`: the kernel goes under the first free `name_01`,
     `name_02`, … (claimed by a hard link, so two savers never take the same name)."""
     import tempfile
 
@@ -347,7 +352,8 @@ def names_a_file(psf: str) -> bool:
 
 
 def resolve(psf: str | np.ndarray) -> np.ndarray:
-    """A PSF (a kernel or a map) from an array, a spec (`gaussian:sigma=1.6`), a file path, or a library name — in that order."""
+    """A PSF (a kernel or a map) from an array, a spec (`gaussian:sigma=1.6`), a file path, or a library name — in
+    that order."""
     if isinstance(psf, np.ndarray):
         return as_kernel(psf)
     if is_spec(psf):

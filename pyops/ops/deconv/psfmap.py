@@ -9,7 +9,7 @@ cross-fades the tiles with windows that sum to one — the overlap-add of Effici
 Schölkopf & Harmeling, CVPR 2010) applied per section; the tiles are cut to half a zone so the kernel changes
 little within one.
 
-Every zone's kernel is centred on its centroid to a fraction of a pixel (psf.normalize_any): a kernel's offset
+Every zone's kernel is centred on its centroid to a fraction of a pixel (psf.as_map): a kernel's offset
 shifts the restored image, and two tiles shifted differently would double the edges where they are cross-faded.
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-from pyops.ops.deconv.psf import MAX_GRID, normalize, normalize_any
+from pyops.ops.deconv.psf import MAX_GRID, normalize
 
 MIN_TILE = 256  # px: the smallest tile core a map asks for (margins would dominate smaller ones)
 
@@ -36,16 +36,6 @@ def parse_grid(text: str) -> tuple[int, int]:
     if not (sep and cols.isdigit() and rows.isdigit() and 1 <= int(cols) <= MAX_GRID and 1 <= int(rows) <= MAX_GRID):
         raise ValueError(f"grid must be COLUMNSxROWS with 1 to {MAX_GRID} each, e.g. 3x3 or 3x2, got {text!r}")
     return int(rows), int(cols)
-
-
-def assemble(kernels: list[np.ndarray], rows: int, cols: int) -> np.ndarray:
-    """A PSF map from its zones' kernels (row by row), in one size with room for the largest and for moving each
-    onto its centroid (psf.normalize_any)."""
-    pad = [np.pad(np.asarray(k, np.float64), 2) for k in kernels]
-    h, w = (max(k.shape[i] | 1 for k in pad) for i in (0, 1))
-    same = [np.pad(k, (((h - k.shape[0]) // 2, h - k.shape[0] - (h - k.shape[0]) // 2),
-                       ((w - k.shape[1]) // 2, w - k.shape[1] - (w - k.shape[1]) // 2))) for k in pad]
-    return normalize_any(np.stack(same).reshape(rows, cols, h, w))
 
 
 def kernel_at(psf: np.ndarray, y: float, x: float) -> np.ndarray:
@@ -67,8 +57,8 @@ def kernel_at(psf: np.ndarray, y: float, x: float) -> np.ndarray:
 
 
 def tile_side(psf: np.ndarray, h: int, w: int, tile: int) -> int:
-    """The tile core side for deconvolving an h × w image with `psf`: `tile`, or for a map at most half a zone (at
-    least MIN_TILE), so each tile's kernel stands for its whole core."""
-    if psf.ndim == 2:
+    """The tile core side for deconvolving an h × w image with `psf`: `tile`, or for a map of several zones at most
+    half a zone (at least MIN_TILE), so each tile's kernel stands for its whole core."""
+    if psf.ndim == 2 or psf.shape[0] * psf.shape[1] == 1:
         return tile
     return min(tile, max(MIN_TILE, math.floor(min(h / psf.shape[0], w / psf.shape[1]) / 2)))

@@ -119,8 +119,8 @@ def _ratio_row(f, blurred, out, i, inside, c0, c1, a, b):
 def _ratio(f, blurred, out, r0, r1, c0, c1, a, b, stride):
     """out = f / blurred (1 where f < 0 marks a clipped pixel); returns the summed deviance (_deviance) of the
     noise model σ²(y) = a·y + b and the number of pixels summed, inside [r0:r1, c0:c1] (the image, not the padding)
-    on every `stride`-th row (the logarithms cost as much as an FFT pass on a 24 MP image; a mean over 512 rows or more is
-    exact enough for the stopping tests)."""
+    on every `stride`-th row (the logarithms cost as much as an FFT pass on a 24 MP image; a mean over 512 rows or
+    more is exact enough for the stopping tests)."""
     rows = np.zeros(f.shape[0])
     counts = np.zeros(f.shape[0], np.int64)
     for i in nb.prange(f.shape[0]):

@@ -120,8 +120,6 @@ def stream(read: Reader, shape: tuple[int, int, int], psf: np.ndarray, opts: rl.
     after the probe run here, or on the workers of a `pool` (DaskPool), each reading its own tile. Returns rl.run's
     info, with the tiles'."""
     h, w, nc = shape
-    if psf.ndim == 4 and psf.shape[0] * psf.shape[1] == 1:
-        psf = psf[0, 0]
     tile = psfmap.tile_side(psf, h, w, tile or TILE)
     rows, cols = cores(h, tile), cores(w, tile)
     if len(rows) == 2 and len(cols) == 2:
