@@ -109,7 +109,10 @@ def connect(start: bool = True, timeout: float = 60) -> Connection:
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
     info = state.read_state()
     if res.returncode != 0 or not info:
-        raise ConnectionError(f"could not start the pyops server: {(res.stderr or res.stdout).strip()}")
+        lines = [line.strip() for line in (res.stderr or res.stdout).splitlines() if line.strip()]
+        reason = lines[-1].removeprefix("pyops: ").removeprefix("error: ") if lines else "no reason given"
+        raise ConnectionError(f"could not start the pyops server ({reason}); run `pyops serve` in a terminal to "
+                              "see why")
     return Connection(info)
 
 

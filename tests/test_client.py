@@ -201,3 +201,18 @@ def test_status_and_stop(env, tmp_path):
     stop = client(e, "stop")
     assert stop.returncode == 0 and stop.stdout == f"pyops server {pid} stopped\n"
     assert not state.pid_alive(pid) and not os.path.exists(os.path.join(e["XDG_RUNTIME_DIR"], "pyops", "server.json"))
+
+
+@pytest.mark.parametrize("why, fix", [("runtime", "cannot use"), ("roots", "is not a folder")])
+def test_a_server_that_cannot_start_is_one_line_saying_why_and_what_to_run(env, tmp_path, why, fix):
+    """What darktable's script and the GIMP plug-in show when no server can start: one line with the reason and
+    the command to try, never the server's traceback."""
+    e, root = env
+    bad = dict(e, XDG_RUNTIME_DIR="/proc/no-such-folder") if why == "runtime" else \
+        dict(server_env(tmp_path), PYOPS_ALLOW_ROOTS=str(tmp_path / "missing"))
+    res = client(bad, "run", "boost", str(root / "dark photo.tif"))
+    (error,) = [line for line in res.stdout.splitlines() if line.startswith("error\t")]
+    message = error.split("\t")[2]
+    assert message.startswith("could not start the pyops server (") and fix in message, message
+    assert message.endswith("run `pyops serve` in a terminal to see why")
+    assert "Traceback" not in res.stdout + res.stderr and "\\n" not in message

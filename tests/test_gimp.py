@@ -163,7 +163,9 @@ def test_gimp_without_a_server_says_so(gimp_setup, tmp_path):
     res, status, out, _, blurred = _run(work, server, [("down", "pyops-boost", {})], name="down",
                                         XDG_RUNTIME_DIR=str(tmp_path))
     assert res.returncode != 0
-    assert "could not be started" in status["down.error"] and status["down.new_layers"] == 0
+    error = status["down.error"]  # one line saying what to do, no traceback
+    assert "install pyops with ./install.sh" in error and "\n" not in error and "Traceback" not in error, error
+    assert status["down.new_layers"] == 0
     np.testing.assert_array_equal(np.load(out / "after_error.npy"), blurred)
 
 

@@ -149,10 +149,14 @@ class Server:
         try:
             res = subprocess.run([PYOPS, "serve", "--detach"], capture_output=True, text=True, timeout=120)
         except OSError as err:
-            raise PyopsError(f"the pyops server is not running and could not be started ({PYOPS}: {err})") from None
+            raise PyopsError(f"cannot run {PYOPS} ({err.strerror}): install pyops with ./install.sh in the pyops "
+                             "checkout") from None
         info = self._read()
         if res.returncode != 0 or not info:
-            raise PyopsError(f"could not start the pyops server: {(res.stderr or res.stdout).strip()}")
+            lines = [line.strip() for line in (res.stderr or res.stdout).splitlines() if line.strip()]
+            reason = lines[-1].removeprefix("pyops: ").removeprefix("error: ") if lines else "no reason given"
+            raise PyopsError(f"could not start the pyops server ({reason}); run `{PYOPS} serve` in a terminal to "
+                             "see why")
         return info
 
     def request(self, method: str, path: str, body: bytes | None = None, content_type: str = "application/json",
