@@ -4,8 +4,10 @@
   Copyright the pyops authors. Licence: GPL-3.0-or-later.
 
   DESCRIPTION
-    A lighttable module "pyops" with an operator chooser and each operator's parameters, a "run on selected
-    images" button, a shortcut for each operator, and an export storage "pyops". Each selected image is exported
+    A module "pyops" (lighttable: right panel; darkroom: left panel) with an operator chooser and each operator's
+    parameters and a "run on selected images" button ("run on this image" in the darkroom), a "pyops: <operator>"
+    button per operator in the selected image[s] module, a shortcut for each operator, and an export storage
+    "pyops". Each selected image is exported
     as a 32-bit TIFF (or, for raw-domain operators such as Bayer binning and twostop, its raw file is used),
     processed by `pyops client run …` (which talks to the local pyops operator server and starts it if needed),
     and the result is imported next to the original, grouped with it, tagged `pyops|<operator>`, with the
@@ -21,6 +23,8 @@
     * ./install.sh adds `require "pyops/pyops"` to darktable's luarc (or enable it in the script manager)
     * lighttable → pyops module: choose an operator, set its parameters, select images, "run on selected images"
       — or press "pyops: <operator>" in the selected image[s] module (the same parameters)
+    * darkroom → pyops module (left panel): "run on this image" processes the image being edited; the result is
+      imported and grouped with it, and the darkroom stays on it
     * or assign a shortcut to "pyops: run <operator>", or export with the storage "pyops"
     * preferences → lua options: path to pyops, where results go, output format, grouping, metadata
     * shaken photo: crop a virtual copy to a sharp-edged detail, run psf_estimate on it (the PSF goes to the
@@ -464,20 +468,39 @@ local function selected_operator()
   return M.ops[chooser and chooser.selected or 1].name
 end
 
---- Run `op_name` on `images` (default: the images darktable acts on) with the module's parameters for it.
+--- The images an action without images of its own works on: in the darkroom the image being edited, elsewhere
+--- the ones darktable acts on (the selection, or the thumbnail under the mouse).
+function M.acting_on()
+  if dt.gui.current_view().id == "darkroom" then return {dt.gui.views.darkroom.display_image()} end
+  return dt.gui.action_images
+end
+
+--- Run `op_name` on `images` (default: M.acting_on()) with the module's parameters for it.
 function M.run_on(op_name, images)
   local items = {}
-  for _, image in ipairs(images or dt.gui.action_images) do table.insert(items, {image = image}) end
+  for _, image in ipairs(images or M.acting_on()) do table.insert(items, {image = image}) end
   return M.run_operator(op_name, items, M.current_params(op_name))
 end
 
---- Run `op_name` (default: the module's choice) on the selected images with the module's parameters.
+--- Run `op_name` (default: the module's choice) on the selected images (in the darkroom: the image being
+--- edited) with the module's parameters.
 function M.run_selected(op_name)
   return M.run_on(op_name or selected_operator())
 end
 
 --- The "selected image[s]" module's button callbacks, by action name (what its buttons call with the selection).
 M.actions = {}
+
+local run_button
+
+-- the module's button says what it will process: the selection in the lighttable, the edited image in the darkroom
+local function label_run_button(view)
+  if (view or dt.gui.current_view()).id == "darkroom" then
+    run_button.label, run_button.tooltip = "run on this image", "process the image being edited and import the result"
+  else
+    run_button.label, run_button.tooltip = "run on selected images", "process the selected images and import the results"
+  end
+end
 
 local function build_module()
   local boxes = {}
@@ -510,15 +533,16 @@ local function build_module()
   end
   if chooser.selected == 0 then chooser.selected = 1 end
   stack.active = chooser.selected
-  local button = dt.new_widget("button"){
-    label = "run on selected images", tooltip = "process the selected images and import the results",
-    clicked_callback = function() M.run_selected() end}
-  return dt.new_widget("box"){orientation = "vertical", chooser, stack, button}
+  run_button = dt.new_widget("button"){clicked_callback = function() M.run_selected() end}
+  label_run_button()
+  return dt.new_widget("box"){orientation = "vertical", chooser, stack, run_button}
 end
 
 -- registration ------------------------------------------------------------------------------------------------
 
 local registered_events = {}
+local MODULE_VIEWS = {[dt.gui.views.lighttable] = {"DT_UI_CONTAINER_PANEL_RIGHT_CENTER", 700},
+                      [dt.gui.views.darkroom] = {"DT_UI_CONTAINER_PANEL_LEFT_CENTER", 700}}
 
 -- one button per operator in lighttable's "selected image[s]" module (Lua API 9: name, label, callback, tooltip)
 local function register_actions()
@@ -538,8 +562,8 @@ end
 
 local function register_all()
   local module_widget = build_module()
-  dt.register_lib(MODULE, "pyops", true, false,
-    {[dt.gui.views.lighttable] = {"DT_UI_CONTAINER_PANEL_RIGHT_CENTER", 700}}, module_widget, nil, nil)
+  dt.register_lib(MODULE, "pyops", true, false, MODULE_VIEWS, module_widget,
+    function(self, old_view, new_view) label_run_button(new_view) end, nil)
 
   for _, op in ipairs(M.ops) do
     local event = "pyops_" .. op.name
@@ -585,7 +609,14 @@ if load_schema() then
   script_data.restart = restart
   script_data.show = restart
 else
-  notify("pyops: cannot run '" .. pyops_exe() .. " client schema': set the pyops command in preferences → lua options")
+  -- first run without a working pyops: one line saying what to do, in a toast and in the module itself
+  local what = "pyops: cannot run " .. pyops_exe() .. " — install it with ./install.sh in the pyops checkout, "
+    .. "or set its path in preferences → lua options"
+  notify(what)
+  dt.register_lib(MODULE, "pyops", true, false, MODULE_VIEWS,
+    dt.new_widget("label"){label = what:gsub(" — ", "\n"):gsub(", or ", ",\nor "), selectable = true}, nil, nil)
+  script_data.destroy = function() dt.gui.libs[MODULE].visible = false end
+  script_data.destroy_method = "hide"
 end
 
 script_data.pyops = M

@@ -46,6 +46,23 @@ class DarktableRun:
     crashes: int = 0  # sessions darktable itself died in (signal) and that were run again
 
 
+def darktable_args(exe: str, version: str, cfg: Path, cache: Path, tmp: Path, work: Path, env: dict,
+                   conf: tuple[str, ...] = (), library: str = ":memory:", extra: tuple[str, ...] = ()) -> list[str]:
+    """The command line that starts darktable `version` on env's DISPLAY: its folders under `work`, no OpenCL,
+    no splash, a 1280×800 window; in the trixie chroot for 5.0 (with `work` bound at the same path)."""
+    args = [exe, "--configdir", str(cfg), "--cachedir", str(cache), "--tmpdir", str(tmp),
+            "--library", library, "--disable-opencl", "--conf", "plugins/imageio/format/tiff/compress=0",
+            "--conf", "ask_before_delete=false", "--conf", "ask_before_remove=false",
+            "--conf", "show_splash_screen=false", "--conf", "ui_last/window_w=1280",
+            "--conf", "ui_last/window_h=800", *[a for c in conf for a in ("--conf", c)], "-d", "lua", *extra]
+    if version == "4.2":
+        return args
+    keep = {k: env[k] for k in ("HOME", "XDG_RUNTIME_DIR", "XDG_CACHE_HOME", "XDG_DATA_HOME", "DISPLAY",
+                                "NO_AT_BRIDGE", "DBUS_SESSION_BUS_ADDRESS") if k in env}
+    keep.update(PATH="/usr/bin:/bin", LANG="C.UTF-8")
+    return in_chroot(args, keep, [work, ROOT, Path(sys.base_prefix), Path("/tmp/.X11-unix")])
+
+
 def _run_once(exe: str, version: str, cfg: Path, cache: Path, tmp: Path, work: Path, env: dict,
               conf: tuple[str, ...], log: Path, timeout: float) -> int:
     """One darktable run on its own virtual screen; returns darktable's exit code."""
@@ -53,17 +70,7 @@ def _run_once(exe: str, version: str, cfg: Path, cache: Path, tmp: Path, work: P
         env = {**env, "DISPLAY": display}
         try:
             with open(log, "w") as fh:
-                args = [exe, "--configdir", str(cfg), "--cachedir", str(cache), "--tmpdir", str(tmp),
-                        "--library", ":memory:", "--disable-opencl", "--conf", "plugins/imageio/format/tiff/compress=0",
-                        "--conf", "ask_before_delete=false", "--conf", "ask_before_remove=false",
-                        "--conf", "show_splash_screen=false", "--conf", "ui_last/window_w=1280",
-                        "--conf", "ui_last/window_h=800", *[a for c in conf for a in ("--conf", c)], "-d", "lua"]
-                if version != "4.2":
-                    keep = {k: env[k] for k in ("HOME", "XDG_RUNTIME_DIR", "XDG_CACHE_HOME", "XDG_DATA_HOME", "DISPLAY",
-                                         "NO_AT_BRIDGE")}
-                    keep.update(PATH="/usr/bin:/bin", LANG="C.UTF-8")
-                    binds = [work, ROOT, Path(sys.base_prefix), Path("/tmp/.X11-unix")]
-                    args = in_chroot(args, keep, binds)
+                args = darktable_args(exe, version, cfg, cache, tmp, work, env, conf)
                 proc = subprocess.Popen(args, env=env, stdout=fh, stderr=subprocess.STDOUT, start_new_session=True)
                 try:
                     return proc.wait(timeout=timeout)
