@@ -7,11 +7,10 @@
     A module "pyops" (lighttable: right panel; darkroom: left panel) with an operator chooser and each operator's
     parameters and a "run on selected images" button ("run on this image" in the darkroom), a "pyops: <operator>"
     button per operator in the selected image[s] module, a shortcut for each operator, and an export storage
-    "pyops". Each selected image is exported
-    as a 32-bit TIFF (or, for raw-domain operators such as Bayer binning and twostop, its raw file is used),
-    processed by `pyops client run …` (which talks to the local pyops operator server and starts it if needed),
-    and the result is imported next to the original, grouped with it, tagged `pyops|<operator>`, with the
-    original's tags, rating, colour labels, title and description.
+    "pyops". Each selected image is exported as a 32-bit TIFF (or, for raw-domain operators such as Bayer
+    binning and twostop, its raw file is used), processed by `pyops client run …` (which talks to the local
+    pyops operator server and starts it if needed), and the result is imported next to the original, grouped
+    with it, tagged `pyops|<operator>`, with the original's tags, rating, colour labels, title and description.
 
     The operators and their parameters are not written here: they come from `pyops client schema --format lua`,
     the same registry the command line, the server and the GIMP plug-in use.

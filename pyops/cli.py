@@ -489,14 +489,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "serve":
         from pyops.server.main import serve
 
-        try:
-            return serve(args.host, args.port, args.allow_root, args.workers, args.detach, args.max_megapixels,
-                         args.job_timeout, args.allow_remote, (argv if argv is not None else sys.argv[1:])[1:],
-                         args.scheduler, args.spool_quota_mb, args.spool_ttl, args.max_memory_gb)
-        except OSError as err:  # the runtime folder (state, log) cannot be made or written
-            print(f"pyops: error: cannot use {err.filename}: {err.strerror} (set XDG_RUNTIME_DIR to a folder you "
-                  "can write)", file=sys.stderr)
-            return 2
+        return serve(args.host, args.port, args.allow_root, args.workers, args.detach, args.max_megapixels,
+                     args.job_timeout, args.allow_remote, (argv if argv is not None else sys.argv[1:])[1:],
+                     args.scheduler, args.spool_quota_mb, args.spool_ttl, args.max_memory_gb)
     if args.command == "client":
         return _client(args, ops)
     if args.command == "psf":

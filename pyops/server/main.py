@@ -117,6 +117,12 @@ def serve(host: str, port: int, roots: list[Path], workers: int, detach: bool, m
         print(f"pyops: error: binding {host} would expose the server beyond this machine; add --allow-remote "
               "if that is really wanted", file=sys.stderr)
         return 2
+    try:
+        state.runtime_dir()  # where the state file (URL, token) and the log go
+    except OSError as err:
+        print(f"pyops: error: cannot use {err.filename}: {err.strerror} (set XDG_RUNTIME_DIR to a folder you can "
+              "write)", file=sys.stderr)
+        return 2
     if detach:
         return _detach([a for a in argv if a != "--detach"])
     running = _running()
