@@ -22,11 +22,11 @@ def walk(node, depth, path, out):
         role, name, count = node.get_role_name(), node.get_name() or "", node.get_child_count()
     except Exception:  # a widget destroyed while we read it
         return
-    showing = states.contains(Atspi.StateType.SHOWING) and ext.width > 0 and ext.x > -10000
-    if showing:
+    showing = states.contains(Atspi.StateType.SHOWING)
+    if showing and ext.width > 0 and ext.x > -10000:  # a container may have no extents of its own (GTK's page tab)
         out.append({"role": role, "name": name, "x": ext.x, "y": ext.y, "w": ext.width, "h": ext.height,
                     "path": path, "children": count,
-                    "checked": states.contains(Atspi.StateType.CHECKED)})
+                    "selected": states.contains(Atspi.StateType.SELECTED) or states.contains(Atspi.StateType.FOCUSED)})
     if showing or depth < 2:
         for i in range(count):
             child = node.get_child_at_index(i)
@@ -36,11 +36,14 @@ def walk(node, depth, path, out):
 
 def main():
     want = sys.argv[1].lower()
+    # an application that does not answer (GIMP's plug-in waiting on its job) costs 1 s, not the 15 s of grace
+    # libatspi gives every application new to this (short-lived) client
+    Atspi.set_timeout(1000, -1)
     desktop = Atspi.get_desktop(0)
     out = []
     for i in range(desktop.get_child_count()):
         app = desktop.get_child_at_index(i)
-        if app is not None and want in (app.get_name() or "").lower():
+        if app is not None and (app.get_name() or "").lower() == want:  # not a plug-in named after its host
             walk(app, 0, str(i), out)
     for node in out:
         print(json.dumps(node))

@@ -33,7 +33,7 @@ class Widget:
     h: int
     path: str
     children: int
-    checked: bool
+    selected: bool  # the highlighted menu item, the focused widget
 
     @property
     def centre(self) -> tuple[int, int]:

@@ -38,11 +38,14 @@ def server_env(base: Path) -> dict:
     return env
 
 
-def start_server(base: Path, root: Path, *args: str) -> Server:
+def start_server(base: Path, root: Path, *args: str, nice: int = 0) -> Server:
+    """`pyops serve` allowed under `root`, its folders under `base`; `nice` lowers its CPU priority (a GUI test's
+    host must stay responsive while a job takes both cores)."""
     env = server_env(base)
     state = base / "run" / "pyops" / "server.json"
     state.unlink(missing_ok=True)
-    proc = subprocess.Popen([sys.executable, "-m", "pyops", "serve", "--port", "0", "--allow-root", str(root), *args],
+    command = [sys.executable, "-m", "pyops", "serve", "--port", "0", "--allow-root", str(root), *args]
+    proc = subprocess.Popen(["nice", "-n", str(nice), *command] if nice else command,
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     deadline = time.time() + 60
     try:
