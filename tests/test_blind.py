@@ -242,19 +242,25 @@ def test_levin_blind_error_ratios_one_case_per_kernel():
     assert sum(r < 3 for r in ratios) >= 3, ratios  # measured 4 (2026-11-29)
 
 
-STROKES_FAIL = pytest.mark.xfail(strict=True, reason="known (#11): the text-like strokes with a 25 px shake at "
-                                  "medium/high noise deconvolve 0.5–0.7 dB below the blurred input (ratio 3.1–4.8)")
-
-
 @pytest.mark.parametrize("level", ["medium", "high"])
-@pytest.mark.parametrize("index", [0, 8, pytest.param(9, marks=STROKES_FAIL)])  # camera, shapes, text-like strokes
+@pytest.mark.parametrize("index", [0, 8])  # camera, shapes
 def test_blind_deconvolution_of_noisy_shake_gains_over_the_blurred_input(index, level):
     """Generated photo, random-walk shake kernel, Poisson + read noise: blind estimate → deconvolve (defaults)
     is not below the blurred input's PSNR (the issue's gate), and the estimated kernel deconvolves within a
-    bounded error ratio. Measured (2026-11-29): camera and shapes gain 3.8–6.1 dB with ratios 1.1–1.6; the
-    strokes are a known failure (strict xfail: it reports when they pass)."""
+    bounded error ratio. Measured (2026-11-29): camera and shapes gain 3.8–6.1 dB with ratios 1.1–1.6."""
     res = score(*varied_case(index, level)[1:])
     assert res["gain_db"] > 0 and res["ratio"] < 6, res
+
+
+@pytest.mark.parametrize("level", ["medium", "high"])
+def test_blind_deconvolution_of_noisy_strokes_loses_little_when_the_kernel_is_missed(level):
+    """A known shortfall (#11): text-like strokes with a 25 px shake at medium/high noise — the estimated kernel
+    correlates only 0.27–0.29 with the truth, and the result lands within a fraction of a dB of the blurred input,
+    above or below it depending on the CPU's floating-point paths (−0.7 to +0.2 dB measured on two machines), so
+    the issue's gate (never below the input) is not asserted here. What is: a missed kernel costs less than
+    1.5 dB and does not blow up (ratio < 6)."""
+    res = score(*varied_case(9, level)[1:])
+    assert res["gain_db"] > -1.5 and res["ratio"] < 6, res
 
 
 def _counts(cases) -> tuple[np.ndarray, np.ndarray]:
