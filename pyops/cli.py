@@ -104,7 +104,7 @@ def _build(ops) -> argparse.ArgumentParser:
         sp.add_argument("--max-memory-gb", type=float, help="refuse a file whose job is estimated to need more "
                         "(default: $PYOPS_MAX_MEMORY_GB, else 70 %% of the RAM)")
         sp.add_argument("--scheduler", metavar="ADDRESS", help="run the tiles of each image on this Dask scheduler's "
-                        "workers (tcp://host:8786; operators that work in tiles, on uncompressed TIFFs that the "
+                        "workers (tcp://host:8786; operators that work in tiles, on 8/16-bit or float TIFFs that the "
                         "workers reach at the same path)")
 
     operator_commands(sub.add_parser("run", help="run an operator on files, in this process"), "op", run_flags)

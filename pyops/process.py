@@ -62,7 +62,7 @@ def process_file(op_name: str, params: dict[str, Any] | Params, source: Path, ou
                                  DaskPool(client) if client is not None else None)
     image, colorants, notes = load_input(source, op.wants_raw(p))
     if client is not None and op.stream is not None:
-        notes.append("ran in this process, not on the cluster: only an uncompressed TIFF (8/16-bit or float) "
+        notes.append("ran in this process, not on the cluster: only a TIFF of 8/16-bit or float samples "
                      "written as a TIFF can be read and written a tile at a time")
     res = op.apply(image, p, progress)
     fmt = ("npy" if fmt == "npy" else "png") if op.output == "psf" else _pick_format(res, fmt)

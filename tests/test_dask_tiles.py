@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 
+import imageio.v3 as iio
 import numpy as np
 import pytest
 import tifffile
@@ -36,7 +37,7 @@ def test_tiles_on_a_local_cluster_give_one_process_result(client, tmp_path, monk
     amplifies that where a dark pixel next to an edge nears zero (0.04 on 38 of the 614 400 values)."""
     monkeypatch.setattr(tiles, "TILE", 256)  # 3×4 tiles on the 640×960 photo
     monkeypatch.setattr(fftmod, "THREADS", 1)
-    flat, _, k = _tiffs(tmp_path, grey=False)
+    flat, _, _, k = _tiffs(tmp_path, grey=False)
     params = {"psf": k, "iterations": 12}
     here = process_file("deconvolve", params, flat, tmp_path / "here")
     killed = []
@@ -57,8 +58,9 @@ def test_tiles_on_a_local_cluster_give_one_process_result(client, tmp_path, monk
 
 def test_run_scheduler_sends_the_tiles_to_separately_started_processes(tmp_path, dask_processes):  # noqa: F811
     """`pyops run deconvolve --scheduler ADDRESS` on a 2600×1600 grey TIFF (3×2 tiles of the default size), the
-    scheduler and its worker started as `dask` processes: the pixels of a run in one process; a compressed TIFF
-    runs here with a note saying why; an unreachable scheduler is one line and exit 2."""
+    scheduler and its worker started as `dask` processes: the pixels of a run in one process, from an uncompressed
+    TIFF and from one in deflate strips; a PNG runs here with a note saying why; an unreachable scheduler is one
+    line and exit 2."""
     rng = np.random.default_rng(0)
     yy, xx = np.mgrid[:1600, :2600]
     scene = 0.4 + 0.3 * np.sin(xx / 37.0) * np.cos(yy / 23.0) + 0.2 * (((xx // 90) + (yy // 70)) % 2)
@@ -66,9 +68,10 @@ def test_run_scheduler_sends_the_tiles_to_separately_started_processes(tmp_path,
 
     blurred = fftconvolve(scene, psfmod.motion(9, 30), mode="same")
     data = np.round(np.clip(rng.poisson(np.clip(blurred, 0, None) * 3000) / 3000, 0, 1) * 65535).astype(np.uint16)
-    flat, packed = tmp_path / "flat.tif", tmp_path / "packed.tif"
+    flat, packed, png = tmp_path / "flat.tif", tmp_path / "packed.tif", tmp_path / "flat.png"
     tifffile.imwrite(flat, data, photometric="minisblack")
-    tifffile.imwrite(packed, data, photometric="minisblack", compression="zlib")
+    tifffile.imwrite(packed, data, photometric="minisblack", compression="zlib", predictor=True, rowsperstrip=64)
+    iio.imwrite(png, data)
     pyops = [sys.executable, "-m", "pyops", "run", "deconvolve", "--psf", "motion:length=9,angle=30",
              "--iterations", "8", "--json"]
 
@@ -82,7 +85,10 @@ def test_run_scheduler_sends_the_tiles_to_separately_started_processes(tmp_path,
     assert there["info"]["tiles"] == here["info"]["tiles"] == 6
     assert there["info"]["tiles_on"] == f"dask {dask_processes}"
     assert _max_diff(here["output"], there["output"]) <= 1
-    local = run(str(packed), "-o", str(tmp_path / "local"), "--scheduler", dask_processes)
+    compressed = run(str(packed), "-o", str(tmp_path / "compressed"), "--scheduler", dask_processes)
+    assert compressed["info"]["tiles_on"] == f"dask {dask_processes}"
+    assert _max_diff(here["output"], compressed["output"]) <= 1
+    local = run(str(png), "-o", str(tmp_path / "local"), "--scheduler", dask_processes)
     assert "tiles_on" not in local["info"] and any("not on the cluster" in n for n in local["info"]["notes"])
     assert _max_diff(here["output"], local["output"]) <= 1
     bad = subprocess.run([*pyops, str(flat), "--scheduler", "tcp://127.0.0.1:9"], capture_output=True, text=True,
