@@ -282,3 +282,20 @@ def test_varied_blind_24(level, lt3):
     ratios, gains = _counts(varied_case(n, level) for n in range(24))
     print(level, "error ratios", np.round(ratios, 2).tolist(), "gains", np.round(gains, 2).tolist())
     assert (ratios < 3).sum() >= lt3 and np.median(gains) > 0, (ratios, gains)
+
+
+def test_a_large_region_is_measured_on_its_most_detailed_window(monkeypatch):
+    """A blind region above MAX_BLIND_PIXELS (lowered here: 300×300) is measured on the window of that many pixels
+    with the most edges inside it, said in a note: the kernel is still found, and the region recorded is the
+    window used."""
+    from pyops.operators import psf_estimate
+
+    monkeypatch.setattr(psf_estimate, "MAX_BLIND_PIXELS", 300 * 300)
+    sharp = np.block([[photo("camera"), photo("shapes", seed=1)], [photo("strokes", seed=2), photo("coins")]])
+    k = shake_kernel(15, seed=0)
+    blurred = add_noise(blur(sharp, k), "low", seed=0)
+    est, info = pyops.run("psf_estimate", blurred, region=(20, 10, 480, 460), return_info=True)
+    x, y, w, h = info["region"]
+    assert (w, h) == (300, 300) and 20 <= x and x + w <= 500 and 10 <= y and y + h <= 470, info["region"]
+    assert info["notes"][0].startswith("the 480×460 px region was measured on its most detailed 300×300 px window")
+    assert kernel_correlation(est, k) > 0.9

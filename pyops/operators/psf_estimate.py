@@ -3,6 +3,7 @@ on the stars of an astro frame; with a grid, one kernel per zone of the frame �
 varies across it."""
 from __future__ import annotations
 
+import math
 import re
 from typing import Annotated, Literal
 
@@ -17,6 +18,10 @@ from pyops.registry import ParamError, Params, Result, operator
 
 AUTO_SIZE = 31
 AUTO_REGION = 512
+# a larger blind region is measured on its most detailed window of this many pixels: on 1536×1024 mosaics with
+# 15–27 px shakes the whole region took 15 s and gave kernels as good as or better than any 512² window (0.90 vs
+# 0.88 mean correlation at medium noise), and its time and memory grow with the area
+MAX_BLIND_PIXELS = 1 << 21
 MIN_REGION = 64  # px a side: less holds too few edges to measure a blur
 _REGION = re.compile(r"\s*(\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*,\s*(\d+)\s*")
 
@@ -149,6 +154,12 @@ def _measure(image, gray: np.ndarray, region: tuple[int, int, int, int] | None, 
     if rw < MIN_REGION or rh < MIN_REGION:
         raise ParamError(f"psf_estimate: a {rw}×{rh} px region is too small to measure a blur (at least "
                          f"{MIN_REGION}×{MIN_REGION} px; 256–512 px works best)")
+    notes = []
+    if p.method == "blind" and rw * rh > MAX_BLIND_PIXELS:
+        wx, wy, ww, wh = region_mod.detail_region(image[y: y + rh, x: x + rw], math.isqrt(MAX_BLIND_PIXELS))
+        notes.append(f"the {rw}×{rh} px region was measured on its most detailed {ww}×{wh} px window "
+                     f"({x + wx},{y + wy},{ww},{wh}): a larger one costs time and memory without a better kernel")
+        x, y, rw, rh = x + wx, y + wy, ww, wh
     crop = gray[y: y + rh, x: x + rw]
     if p.method == "stars":
         psf, info = stars.measure(crop, None if p.size == "auto" else p.size | 1)
@@ -158,4 +169,6 @@ def _measure(image, gray: np.ndarray, region: tuple[int, int, int, int] | None, 
         if p.size == "auto":
             psf = blind.crop_to_support(psf)
     info.update(region=[x, y, rw, rh], size=list(psf.shape))
+    if notes:
+        info["notes"] = notes + info.get("notes", [])
     return psf, info
