@@ -35,8 +35,6 @@ STREAM_FORMATS = ("tif16", "tif32")
 LARGE = 1 << 30  # bytes of float32 pixels from which a file is streamed (≈ 90 MP RGB, 270 MP mono)
 BIGTIFF_BYTES = 2**32 - 2**25  # larger image data needs BigTIFF offsets
 XMP_TAG, XMP_RESERVE = 700, 1 << 18  # the TIFF tag of an XMP packet, and the room a streamed result keeps for it
-
-
 SEGMENT_BYTES = 64 << 20  # the largest strip or tile decoded for a part (as stored: 16-bit, not float)
 
 
